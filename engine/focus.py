@@ -1,0 +1,30 @@
+"""Focus measure: how sharp each pixel of a frame is, as locally averaged Laplacian energy.
+
+The Laplacian responds to the fine detail that defocus removes (Nayar & Nakagawa 1994 use its modified
+form); the shared/notes calibration found Laplacian energy 1.5-4 dB better than Sobel energy. A light blur
+first (sigma ~1 px) keeps sensor noise from reading as detail; a wider blur after (sigma ~4 px) spreads
+each edge's energy over its neighbourhood, so the choice of frame is coherent rather than per-pixel noise.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+LUMA = (0.299, 0.587, 0.114)
+
+
+def luminance(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) or (H, W, 1) float32 -> (H, W) float32 luma."""
+    if image.shape[2] == 1:
+        return image[..., 0]
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+
+
+def focus_measure(grey: np.ndarray, noise_sigma: float = 1.0, spread_sigma: float = 4.0) -> np.ndarray:
+    """Local Laplacian energy. grey: (H, W) float32 in [0, 1]. Returns (H, W) float32 >= 0."""
+    if grey.ndim != 2:
+        raise ValueError(f"focus_measure takes a (H, W) image, got shape {grey.shape}")
+    smooth = cv2.GaussianBlur(grey, (0, 0), noise_sigma, borderType=cv2.BORDER_REFLECT101)
+    energy = cv2.Laplacian(smooth, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT101)
+    np.multiply(energy, energy, out=energy)
+    return cv2.GaussianBlur(energy, (0, 0), spread_sigma, borderType=cv2.BORDER_REFLECT101)

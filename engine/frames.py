@@ -1,0 +1,189 @@
+"""Reading frames: TIFF (8/16-bit; none, LZW, ZIP), JPEG and PNG, RGB or grey, with their ICC profile.
+
+The file type is told by the first bytes, not the extension. ``probe_frame`` reads only the header, so a
+whole stack is checked for size, channel and depth mismatches before any pixel work starts. Every problem
+is raised as ``FrameError`` with the file name and one line a photographer can act on.
+"""
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+from PIL import Image, ImageOps
+
+IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png")
+
+Image.MAX_IMAGE_PIXELS = 30000 * 30000  # photographs, not decompression bombs from the web
+
+
+class FrameError(ValueError):
+    """A frame that cannot be used, with the file it came from."""
+
+    def __init__(self, path: Path | str, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path.name}: {problem}")
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """What a frame's header says.
+
+    shape: (H, W, C) with C = 1 (grey) or 3 (RGB); dtype: uint8 or uint16.
+    icc: the embedded ICC profile, byte for byte, or None; xmp: the XMP packet or None.
+    """
+
+    path: Path
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    icc: bytes | None
+    xmp: bytes | None
+
+    @property
+    def full_scale(self) -> float:
+        return float(np.iinfo(self.dtype).max)
+
+
+def natural_key(path: Path) -> list:
+    """Sort key that puts frame_2 before frame_10."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name)]
+
+
+def list_frames(folder: Path) -> list[Path]:
+    """Image files directly in ``folder``, hidden files skipped, in natural order."""
+    files = [p for p in Path(folder).iterdir()
+             if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=natural_key)
+
+
+def _kind(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as e:
+        raise FrameError(path, f"cannot be read ({e.strerror or e})") from None
+    if not head:
+        raise FrameError(path, "file is empty (0 bytes)")
+    if head[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return "tiff"
+    if head[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return "png"
+    raise FrameError(path, "not an image FocusDrop reads (expected TIFF, JPEG or PNG)")
+
+
+def _check_pixels(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> tuple[int, int, int]:
+    if np.dtype(dtype) not in (np.uint8, np.uint16):
+        raise FrameError(path, f"{np.dtype(dtype).name} samples are not supported; export 8 or 16-bit")
+    if len(shape) == 2:
+        return (shape[0], shape[1], 1)
+    if len(shape) == 3 and shape[2] in (1, 3, 4):
+        return (shape[0], shape[1], 1 if shape[2] == 1 else 3)  # a 4th channel is alpha: dropped
+    raise FrameError(path, f"unsupported image layout {shape}; export RGB or greyscale")
+
+
+def probe_frame(path: Path | str) -> FrameInfo:
+    """Read a frame's header: size, channels, depth, ICC profile, XMP. Raises FrameError."""
+    path = Path(path)
+    kind = _kind(path)
+    try:
+        if kind == "tiff":
+            with tifffile.TiffFile(path) as tif:
+                page = tif.pages[0]
+                if page.photometric not in (tifffile.PHOTOMETRIC.RGB, tifffile.PHOTOMETRIC.MINISBLACK):
+                    raise FrameError(path, f"{page.photometric.name} TIFF is not supported; export RGB")
+                shape = _check_pixels(path, page.shape if page.planarconfig == 1 else
+                                      (*page.shape[1:], page.shape[0]), page.dtype)
+                icc = page.tags.get(34675)
+                xmp = page.tags.get(700)
+                return FrameInfo(path, shape, np.dtype(page.dtype), icc.value if icc else None,
+                                 bytes(xmp.value) if xmp else None)
+        with Image.open(path) as im:
+            bits16 = im.mode in ("I;16", "I;16B", "I") or (kind == "png" and _png_bit_depth(path) == 16)
+            channels = 1 if im.mode in ("L", "I;16", "I;16B", "I", "LA") else 3
+            if im.mode in ("P", "1", "CMYK") and kind == "jpeg":
+                raise FrameError(path, f"{im.mode} JPEG is not supported; export RGB")
+            width, height = im.size
+            if kind == "jpeg" and im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                width, height = height, width
+            xmp = im.info.get("xmp")
+            return FrameInfo(path, (height, width, channels), np.dtype(np.uint16 if bits16 else np.uint8),
+                             im.info.get("icc_profile"), xmp.encode() if isinstance(xmp, str) else xmp)
+    except FrameError:
+        raise
+    except Exception as e:  # every reader has its own exceptions for a damaged header
+        raise FrameError(path, f"damaged or unreadable {kind.upper()} header ({_reason(e)})") from None
+
+
+def _png_bit_depth(path: Path) -> int:
+    with open(path, "rb") as f:
+        header = f.read(25)
+    return header[24] if len(header) == 25 else 8
+
+
+def _reason(error: Exception) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:120] if text else type(error).__name__
+
+
+def read_frame(info: FrameInfo) -> np.ndarray:
+    """Decode a probed frame. Returns (H, W, C) uint8 or uint16, C as ``info.shape`` says.
+
+    Raises FrameError for a truncated or corrupt file, or pixels that do not match the header.
+    """
+    path = info.path
+    kind = _kind(path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # tifffile warns instead of failing on some damage
+            if kind == "tiff":
+                pixels = tifffile.imread(path, key=0, maxworkers=1)
+                if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[2] not in (3, 4):
+                    pixels = np.moveaxis(pixels, 0, -1)  # planar TIFF
+            elif kind == "jpeg":
+                with Image.open(path) as im:
+                    im = ImageOps.exif_transpose(im)
+                    pixels = np.asarray(im.convert("L" if info.shape[2] == 1 else "RGB"))
+            else:
+                pixels = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+                if pixels is None:
+                    raise ValueError("truncated or corrupt PNG data")
+                if pixels.ndim == 3:
+                    pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB if pixels.shape[2] == 4
+                                          else cv2.COLOR_BGR2RGB)
+    except Exception as e:
+        raise FrameError(path, f"truncated or corrupt image data ({_reason(e)})") from None
+    if pixels.ndim == 2:
+        pixels = pixels[..., None]
+    pixels = pixels[..., :3] if info.shape[2] == 3 else pixels[..., :1]
+    if pixels.shape != info.shape or pixels.dtype != info.dtype:
+        raise FrameError(path, f"decoded {pixels.shape} {pixels.dtype} but the header says "
+                               f"{info.shape} {info.dtype}")
+    return np.ascontiguousarray(pixels)
+
+
+def check_stack(infos: list[FrameInfo]) -> None:
+    """Raise FrameError unless there are 2+ frames of one size, channel count and bit depth."""
+    if len(infos) < 2:
+        name = infos[0].path if infos else Path("(no frames)")
+        raise FrameError(name, "a focus stack needs at least 2 frames")
+    first = infos[0]
+    for info in infos[1:]:
+        if info.shape[:2] != first.shape[:2]:
+            raise FrameError(info.path, f"size {info.shape[1]}x{info.shape[0]} differs from "
+                                        f"{first.path.name} ({first.shape[1]}x{first.shape[0]})")
+        if info.shape[2] != first.shape[2]:
+            raise FrameError(info.path, f"{_channels(info)} differs from {first.path.name} ({_channels(first)})")
+        if info.dtype != first.dtype:
+            raise FrameError(info.path, f"{info.dtype.itemsize * 8}-bit differs from {first.path.name} "
+                                        f"({first.dtype.itemsize * 8}-bit)")
+
+
+def _channels(info: FrameInfo) -> str:
+    return "greyscale" if info.shape[2] == 1 else "RGB"

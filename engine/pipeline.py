@@ -1,0 +1,242 @@
+"""The stacking pipeline: check, align (pass 1), fuse (pass 2), one frame in memory at a time.
+
+Pass 1 reads each frame once and keeps only its keypoints and a thumbnail; it matches each frame to the
+one before, then chains the transforms to the reference frame, measures exposure gains and the common
+area. Pass 2 reads each frame again, warps it onto the output box and adds it to the running fusion. Peak
+memory is the fusion state plus one frame and its temporaries, whatever the number of frames.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import cv2
+import numpy as np
+
+from engine import geometry
+from engine.align import AlignmentError, chain_to_reference, frame_key, register_pair
+from engine.crop import NoCommonArea, common_area
+from engine.depthmap import DepthmapFusion
+from engine.exposure import exposure_gains, thumbnail, thumbnail_factor
+from engine.focus import focus_measure, luminance
+from engine.frames import FrameError, FrameInfo, check_stack, probe_frame, read_frame
+from engine.pyramid import PyramidFusion
+from engine.save import to_integer
+from engine.warp import coverage, warp_to_reference
+
+log = logging.getLogger("focusdrop")
+
+METHODS = ("depthmap", "pyramid")
+
+Progress = Callable[[str, int, int], None]
+"""progress(step, done, total): step is "align" or "fuse"."""
+
+LayerSink = Callable[[int, np.ndarray, np.ndarray], None]
+"""on_layer(index, image, mask): an aligned frame (h, w, C) float32 and its layer mask (h, w) float32."""
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    """How to stack. reference: index into the frames (None: the middle one); power, noise_sigma and
+    spread_sigma tune the depth-map method (see engine.depthmap and engine.focus)."""
+
+    method: str = "depthmap"
+    reference: int | None = None
+    crop: bool = True
+    power: float = 4.0
+    noise_sigma: float = 1.0
+    spread_sigma: float = 4.0
+    skip_unaligned: bool = False
+
+
+@dataclass
+class Alignment:
+    """Pass 1's result. frames: the frames kept, in focus order; to_ref: (N, 3, 3) frame -> reference
+    pixels; gains: (N, C) encoded-value gains; box: output area (x0, y0, x1, y1) in reference pixels;
+    matches: inlier matches with the previous kept frame (0 for the first); skipped: frames left out."""
+
+    frames: list[FrameInfo]
+    to_ref: np.ndarray
+    gains: np.ndarray
+    reference: int
+    box: tuple[int, int, int, int]
+    matches: list[int]
+    skipped: list[FrameInfo] = field(default_factory=list)
+
+
+@dataclass
+class StackResult:
+    """image: (h, w, C) at the frames' bit depth; depth: (h, w) uint16 index into alignment.frames of
+    the sharpest frame (depth-map method only); timings: seconds per step."""
+
+    image: np.ndarray
+    depth: np.ndarray | None
+    alignment: Alignment
+    timings: dict[str, float]
+
+
+class Timings(dict):
+    """Seconds spent per named step, summed over frames."""
+
+    @contextmanager
+    def __call__(self, step: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self[step] = self.get(step, 0.0) + time.perf_counter() - start
+
+
+def _no_progress(step: str, done: int, total: int) -> None:
+    pass
+
+
+def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: Progress = _no_progress,
+          on_layer: LayerSink | None = None) -> StackResult:
+    """Align and fuse a focus bracket given in focus order. Raises FrameError for any bad frame."""
+    if options.method not in METHODS:
+        raise ValueError(f"unknown method {options.method!r}; choose one of {', '.join(METHODS)}")
+    timings = Timings()
+    with timings("probe"):
+        infos = [probe_frame(p) for p in paths]
+        check_stack(infos)
+    alignment = align_frames(infos, options, progress, timings)
+    image, depth = fuse_frames(alignment, options, progress, timings, on_layer)
+    with timings("convert"):
+        pixels = to_integer(image, infos[0].dtype)
+    return StackResult(pixels, depth, alignment, timings)
+
+
+def _grey_and_thumb(pixels: np.ndarray, thumb_factor: float,
+                    full_scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Full-resolution grey (H, W) float32 and a thumbnail (h, w, C) float32, both in [0, 1]."""
+    grey = pixels[..., 0] if pixels.shape[2] == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+    grey = grey.astype(np.float32) * np.float32(1.0 / full_scale)
+    thumb = thumbnail(pixels, thumb_factor).astype(np.float32) * np.float32(1.0 / full_scale)
+    return grey, thumb
+
+
+def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progress = _no_progress,
+                 timings: Timings | None = None) -> Alignment:
+    """Pass 1: register every frame to the reference, measure exposure gains and the common area."""
+    timings = timings if timings is not None else Timings()
+    height, width, _ = infos[0].shape
+    thumb_factor = thumbnail_factor(width, height)
+    kept: list[FrameInfo] = []
+    steps, thumbs, matches, skipped = [], [], [], []
+    previous = None
+    for i, info in enumerate(infos):
+        with timings("read"):
+            pixels = read_frame(info)
+        with timings("features"):
+            grey, thumb = _grey_and_thumb(pixels, thumb_factor, info.full_scale)
+            del pixels
+            key = frame_key(grey)
+            del grey
+        count = 0
+        if previous is not None:
+            with timings("register"):
+                try:
+                    step, count = register_pair(key, previous)
+                except AlignmentError as e:
+                    problem = (f"cannot be aligned to {kept[-1].path.name}: {e}; "
+                               f"is it the same subject, or blurred beyond recognition?")
+                    if not options.skip_unaligned:
+                        raise FrameError(info.path, problem) from None
+                    if len(kept) > 1:
+                        log.warning("skipped %s: %s", info.path.name, problem)
+                        skipped.append(info)
+                        progress("align", i + 1, len(infos))
+                        continue
+                    log.warning("skipped %s: %s", kept[0].path.name,
+                                f"cannot be aligned to {info.path.name}: {e}")
+                    skipped.append(kept.pop())
+                    thumbs.pop()
+                    matches.pop()
+                    count = 0
+            if count:
+                steps.append(step)
+        kept.append(info)
+        thumbs.append(thumb)
+        matches.append(count)
+        previous = key
+        progress("align", i + 1, len(infos))
+    check_stack(kept)
+    reference = _reference_index(infos, kept, options.reference)
+    to_ref = chain_to_reference(steps, reference)
+    with timings("exposure"):
+        gains = exposure_gains(thumbs, to_ref, reference, thumb_factor)
+    try:
+        box = common_area(to_ref, width, height) if options.crop else (0, 0, width, height)
+    except NoCommonArea as e:
+        raise FrameError(kept[0].path, f"{e}; check that every frame shows the same subject") from None
+    alignment = Alignment(kept, to_ref, gains, reference, box, matches, skipped)
+    _log_alignment(alignment)
+    return alignment
+
+
+def _reference_index(infos: list[FrameInfo], kept: list[FrameInfo], wanted: int | None) -> int:
+    if wanted is None:
+        return len(kept) // 2
+    if not 0 <= wanted < len(infos):
+        raise ValueError(f"reference frame {wanted} is outside the stack of {len(infos)} frames")
+    if infos[wanted] not in kept:
+        raise FrameError(infos[wanted].path, "was chosen as the reference but could not be aligned")
+    return kept.index(infos[wanted])
+
+
+def _log_alignment(alignment: Alignment) -> None:
+    height, width, _ = alignment.frames[0].shape
+    centre = np.array([[(width - 1) / 2, (height - 1) / 2]])
+    for info, matrix, gain, count in zip(alignment.frames, alignment.to_ref, alignment.gains,
+                                         alignment.matches):
+        dx, dy = (geometry.apply(matrix, centre) - centre)[0]
+        scale, angle = geometry.scale_and_angle(matrix)
+        gains = " ".join(f"{g:.3f}" for g in gain)
+        log.info("%s: shift %+.2f %+.2f px, scale %.4f, rotation %+.3f deg, gain %s, %d matches",
+                 info.path.name, dx, dy, scale, angle, gains, count)
+    x0, y0, x1, y1 = alignment.box
+    log.info("reference %s; output area %dx%d at (%d, %d)", alignment.frames[alignment.reference].path.name,
+             x1 - x0, y1 - y0, x0, y0)
+
+
+def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress = _no_progress,
+                timings: Timings | None = None,
+                on_layer: LayerSink | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pass 2: warp each frame onto the output box and fuse. Returns the fused (h, w, C) float32 image
+    in [0, 1] and, for the depth-map method, the (h, w) uint16 index of the sharpest frame."""
+    timings = timings if timings is not None else Timings()
+    x0, y0, x1, y1 = alignment.box
+    height, width, channels = alignment.frames[0].shape
+    shape = (y1 - y0, x1 - x0, channels)
+    fusion = DepthmapFusion(shape, options.power) if options.method == "depthmap" else PyramidFusion(shape)
+    total = len(alignment.frames)
+    for k, info in enumerate(alignment.frames):
+        with timings("read"):
+            pixels = read_frame(info)
+        with timings("warp"):
+            image = warp_to_reference(pixels, alignment.to_ref[k], alignment.box, alignment.gains[k],
+                                      info.full_scale)
+            del pixels
+        if isinstance(fusion, PyramidFusion):
+            with timings("fuse"):
+                fusion.add(image)
+        else:
+            with timings("focus"):
+                focus = focus_measure(luminance(image), options.noise_sigma, options.spread_sigma)
+                if not options.crop:
+                    focus *= coverage(alignment.to_ref[k], alignment.box, width, height)
+            with timings("fuse"):
+                mask = fusion.add(image, focus, k)
+            if on_layer is not None:
+                on_layer(k, image, mask)
+        del image
+        progress("fuse", k + 1, total)
+    with timings("fuse"):
+        result = fusion.result()
+    depth = fusion.depth() if isinstance(fusion, DepthmapFusion) else None
+    return result, depth

@@ -1,0 +1,75 @@
+"""Writing images: TIFF (deflate with prediction), PNG or JPEG by extension, with the ICC profile.
+
+Every file is written under a temporary name in the target folder and renamed into place when complete,
+so a reader watching the folder (Lightroom's Auto Import, a person) never sees half a file.
+"""
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+import tifffile
+from PIL import Image
+
+FLAT_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it to ``path`` if the block succeeds, else remove it."""
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def to_integer(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """(H, W, C) float32 in [0, 1] -> the same shape in uint8 or uint16, rounded."""
+    full_scale = np.iinfo(dtype).max
+    scaled = np.clip(image * np.float32(full_scale) + np.float32(0.5), 0, full_scale)
+    return scaled.astype(dtype)
+
+
+def write_image(path: Path, pixels: np.ndarray, icc: bytes | None = None) -> None:
+    """Write (H, W, C) uint8/uint16 pixels, C = 1 or 3, in the format the suffix names, atomically."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FLAT_SUFFIXES:
+        raise ValueError(f"{path.name}: unknown output format {suffix!r} (use .tif, .png or .jpg)")
+    if suffix in (".jpg", ".jpeg") and pixels.dtype != np.uint8:
+        pixels = (pixels >> 8).astype(np.uint8)
+    image = pixels[..., 0] if pixels.shape[2] == 1 else pixels
+    with atomic_path(path) as temporary:
+        if suffix in (".tif", ".tiff"):
+            tifffile.imwrite(temporary, image, photometric="minisblack" if image.ndim == 2 else "rgb",
+                             compression="zlib", compressionargs={"level": 3}, predictor=True,
+                             iccprofile=icc, metadata=None)
+        elif suffix == ".png":
+            _write_png(temporary, image, icc)
+        else:
+            Image.fromarray(image).save(temporary, format="JPEG", quality=95, subsampling=0,
+                                        icc_profile=icc)
+
+
+def _write_png(path: Path, image: np.ndarray, icc: bytes | None) -> None:
+    """PNG of any depth through OpenCV, with the ICC profile added as an iCCP chunk."""
+    ok, encoded = cv2.imencode(".png", image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_PNG_COMPRESSION, 3])
+    if not ok:
+        raise ValueError(f"{path.name}: PNG encoding failed")
+    data = encoded.tobytes()
+    if icc:
+        body = b"ICC Profile\0\0" + zlib.compress(icc)
+        chunk = struct.pack(">I", len(body)) + b"iCCP" + body + struct.pack(">I", zlib.crc32(b"iCCP" + body))
+        data = data[:33] + chunk + data[33:]  # right after the 8-byte signature and the IHDR chunk
+    path.write_bytes(data)

@@ -1,0 +1,42 @@
+"""Resampling: move a frame onto the reference grid and bring it to the reference exposure.
+
+Bicubic interpolation (sharper than bilinear, which blurs every sub-pixel shift), done by OpenCV on the
+frame's own integer samples, then one multiply converts to float32 in [0, 1] with the exposure gain.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from engine import geometry
+
+
+def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, int, int, int],
+                      gain: np.ndarray, full_scale: float) -> np.ndarray:
+    """Resample a frame into the output box of the reference grid.
+
+    pixels: (H, W, C) uint8/uint16; to_ref: (3, 3) frame -> reference; box: (x0, y0, x1, y1);
+    gain: (C,) encoded-value gain. Returns (y1 - y0, x1 - x0, C) float32 in [0, 1].
+    """
+    x0, y0, x1, y1 = box
+    channels = pixels.shape[2]
+    out_to_frame = np.linalg.inv(to_ref) @ geometry.translation(x0, y0)
+    if np.allclose(out_to_frame, geometry.translation(x0, y0)):
+        moved = pixels[y0:y1, x0:x1]
+    else:
+        moved = cv2.warpAffine(pixels, out_to_frame[:2], (x1 - x0, y1 - y0),
+                               flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
+                               borderMode=cv2.BORDER_REPLICATE)
+    scale = (np.asarray(gain, np.float32) / np.float32(full_scale)).reshape(1, 1, channels)
+    image = moved.reshape(y1 - y0, x1 - x0, channels).astype(np.float32)
+    image *= scale
+    return np.clip(image, 0.0, 1.0, out=image)
+
+
+def coverage(to_ref: np.ndarray, box: tuple[int, int, int, int], width: int, height: int) -> np.ndarray:
+    """Where a frame of size (width, height) has pixels in the output box: (h, w) bool."""
+    x0, y0, x1, y1 = box
+    out_to_frame = (np.linalg.inv(to_ref) @ geometry.translation(x0, y0))[:2]
+    ones = np.ones((height, width), np.uint8)
+    return cv2.warpAffine(ones, out_to_frame, (x1 - x0, y1 - y0),
+                          flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0) > 0
