@@ -22,8 +22,8 @@ import numpy as np
 from engine import geometry
 from engine.exposure import GAMMA
 
-FEATURE_SIDE = 1024      # long side, px, of the image keypoints are found on
-REFINE_SIDE = 2048       # long side, px, of the image ECC refines on
+FEATURE_SIDE = 640       # long side, px, of the image keypoints are found on (SIFT doubles it)
+REFINE_SIDE = 1536       # long side, px, of the image ECC refines on
 MAX_KEYPOINTS = 2000
 MIN_INLIERS = 20
 RATIO = 0.8              # Lowe's ratio test

@@ -8,7 +8,9 @@ memory is the fusion state plus one frame and its temporaries, whatever the numb
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from functools import partial
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,12 +20,13 @@ import cv2
 import numpy as np
 
 from engine import geometry
-from engine.align import AlignmentError, chain_to_reference, frame_key, register_pair
+from engine.align import AlignmentError, FrameKey, chain_to_reference, frame_key, register_pair
 from engine.crop import NoCommonArea, common_area
 from engine.depthmap import DepthmapFusion
 from engine.exposure import exposure_gains, thumbnail, thumbnail_factor
 from engine.focus import focus_measure, luminance
 from engine.frames import FrameError, FrameInfo, check_stack, probe_frame, read_frame
+from engine.prefetch import ordered_map
 from engine.pyramid import PyramidFusion
 from engine.save import to_integer
 from engine.warp import coverage, warp_to_reference
@@ -80,7 +83,9 @@ class StackResult:
 
 
 class Timings(dict):
-    """Seconds spent per named step, summed over frames."""
+    """Seconds spent per named step, summed over frames and threads."""
+
+    _lock = threading.Lock()
 
     @contextmanager
     def __call__(self, step: str) -> Iterator[None]:
@@ -88,7 +93,8 @@ class Timings(dict):
         try:
             yield
         finally:
-            self[step] = self.get(step, 0.0) + time.perf_counter() - start
+            with self._lock:
+                self[step] = self.get(step, 0.0) + time.perf_counter() - start
 
 
 def _no_progress(step: str, done: int, total: int) -> None:
@@ -111,13 +117,17 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
     return StackResult(pixels, depth, alignment, timings)
 
 
-def _grey_and_thumb(pixels: np.ndarray, thumb_factor: float,
-                    full_scale: float) -> tuple[np.ndarray, np.ndarray]:
-    """Full-resolution grey (H, W) float32 and a thumbnail (h, w, C) float32, both in [0, 1]."""
-    grey = pixels[..., 0] if pixels.shape[2] == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-    grey = grey.astype(np.float32) * np.float32(1.0 / full_scale)
-    thumb = thumbnail(pixels, thumb_factor).astype(np.float32) * np.float32(1.0 / full_scale)
-    return grey, thumb
+def _describe(info: FrameInfo, thumb_factor: float, timings: Timings) -> tuple[FrameKey, np.ndarray]:
+    """Pass 1's work on one frame: its registration key and a (h, w, C) float32 thumbnail in [0, 1]."""
+    with timings("read"):
+        pixels = read_frame(info)
+    with timings("features"):
+        to_unit = np.float32(1.0 / info.full_scale)
+        grey = pixels[..., 0] if pixels.shape[2] == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+        thumb = thumbnail(pixels, thumb_factor).astype(np.float32) * to_unit
+        del pixels
+        key = frame_key(grey.astype(np.float32) * to_unit)
+    return key, thumb
 
 
 def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progress = _no_progress,
@@ -129,14 +139,8 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
     kept: list[FrameInfo] = []
     steps, thumbs, matches, skipped = [], [], [], []
     previous = None
-    for i, info in enumerate(infos):
-        with timings("read"):
-            pixels = read_frame(info)
-        with timings("features"):
-            grey, thumb = _grey_and_thumb(pixels, thumb_factor, info.full_scale)
-            del pixels
-            key = frame_key(grey)
-            del grey
+    described = ordered_map(partial(_describe, thumb_factor=thumb_factor, timings=timings), infos)
+    for i, (info, (key, thumb)) in enumerate(zip(infos, described)):
         count = 0
         if previous is not None:
             with timings("register"):
@@ -204,6 +208,27 @@ def _log_alignment(alignment: Alignment) -> None:
              x1 - x0, y1 - y0, x0, y0)
 
 
+def _prepare(k: int, alignment: Alignment, options: StackOptions,
+             timings: Timings) -> tuple[np.ndarray, np.ndarray | None]:
+    """Pass 2's per-frame work before fusion: frame k on the output box (h, w, C) float32 and, for the
+    depth-map method, its focus measure (h, w) float32."""
+    info = alignment.frames[k]
+    with timings("read"):
+        pixels = read_frame(info)
+    with timings("warp"):
+        image = warp_to_reference(pixels, alignment.to_ref[k], alignment.box, alignment.gains[k],
+                                  info.full_scale)
+        del pixels
+    if options.method != "depthmap":
+        return image, None
+    with timings("focus"):
+        focus = focus_measure(luminance(image), options.noise_sigma, options.spread_sigma)
+        if not options.crop:
+            height, width, _ = info.shape
+            focus *= coverage(alignment.to_ref[k], alignment.box, width, height)
+    return image, focus
+
+
 def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress = _no_progress,
                 timings: Timings | None = None,
                 on_layer: LayerSink | None = None) -> tuple[np.ndarray, np.ndarray | None]:
@@ -211,30 +236,20 @@ def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress 
     in [0, 1] and, for the depth-map method, the (h, w) uint16 index of the sharpest frame."""
     timings = timings if timings is not None else Timings()
     x0, y0, x1, y1 = alignment.box
-    height, width, channels = alignment.frames[0].shape
-    shape = (y1 - y0, x1 - x0, channels)
+    shape = (y1 - y0, x1 - x0, alignment.frames[0].shape[2])
     fusion = DepthmapFusion(shape, options.power) if options.method == "depthmap" else PyramidFusion(shape)
     total = len(alignment.frames)
-    for k, info in enumerate(alignment.frames):
-        with timings("read"):
-            pixels = read_frame(info)
-        with timings("warp"):
-            image = warp_to_reference(pixels, alignment.to_ref[k], alignment.box, alignment.gains[k],
-                                      info.full_scale)
-            del pixels
-        if isinstance(fusion, PyramidFusion):
-            with timings("fuse"):
+    prepared = ordered_map(partial(_prepare, alignment=alignment, options=options, timings=timings),
+                           range(total), ahead=1)
+    for k, (image, focus) in enumerate(prepared):
+        with timings("fuse"):
+            if focus is None:
                 fusion.add(image)
-        else:
-            with timings("focus"):
-                focus = focus_measure(luminance(image), options.noise_sigma, options.spread_sigma)
-                if not options.crop:
-                    focus *= coverage(alignment.to_ref[k], alignment.box, width, height)
-            with timings("fuse"):
+            else:
                 mask = fusion.add(image, focus, k)
-            if on_layer is not None:
-                on_layer(k, image, mask)
-        del image
+        if on_layer is not None and focus is not None:
+            on_layer(k, image, mask)
+        del image, focus
         progress("fuse", k + 1, total)
     with timings("fuse"):
         result = fusion.result()

@@ -1,0 +1,49 @@
+"""One stack from frames on disk to result files on disk, with progress: the command's and the demo's job."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bridge.progress import ProgressBar
+from engine.pipeline import StackOptions, StackResult, stack
+from engine.save import FLAT_SUFFIXES, write_image
+
+DEPTHMAP_SUFFIXES = (".png", ".tif", ".tiff")
+
+
+def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
+    """Raise ValueError, before any work, for an output the run could not write."""
+    if path.suffix.lower() not in suffixes:
+        raise ValueError(f"{path.name}: unknown output format; use one of {', '.join(suffixes)}")
+    if not path.parent.is_dir():
+        raise ValueError(f"{path}: the output folder {path.parent} does not exist")
+
+
+def depth_image(result: StackResult) -> np.ndarray:
+    """Sharpest-frame index as (h, w, 1) uint8: 0 for the first frame, 255 for the last."""
+    last = max(len(result.alignment.frames) - 1, 1)
+    return np.round(result.depth.astype(np.float32) * (255.0 / last)).astype(np.uint8)[..., None]
+
+
+def stack_to_file(paths: list[Path], output: Path, options: StackOptions,
+                  depthmap: Path | None = None) -> StackResult:
+    """Stack ``paths`` (in focus order) into ``output``; optionally write the depth map too."""
+    check_output(output, FLAT_SUFFIXES)
+    if depthmap is not None:
+        check_output(depthmap, DEPTHMAP_SUFFIXES)
+        if options.method != "depthmap":
+            raise ValueError("a depth map needs the depthmap method")
+    started = time.perf_counter()
+    result = stack(paths, options, ProgressBar())
+    reference = result.alignment.frames[result.alignment.reference]
+    with result.timings("write"):
+        write_image(output, result.image, reference.icc)
+        if depthmap is not None:
+            write_image(depthmap, depth_image(result))
+    h, w, _ = result.image.shape
+    print(f"focusdrop: wrote {output} ({w}x{h}, {result.image.dtype.itemsize * 8}-bit) from "
+          f"{len(result.alignment.frames)} frames in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return result
