@@ -6,6 +6,7 @@ runs in a child process so that its peak resident memory is its own, not the gen
 from __future__ import annotations
 
 import argparse
+import json
 import resource
 import shutil
 import subprocess
@@ -14,10 +15,9 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import tifffile
 
-from bridge.demo import psnr
+from bridge.demo import psnr, to_unit
 from bridge.samples import srgb_profile, write_bracket
 from engine.synthetic import BracketSpec
 
@@ -39,21 +39,17 @@ def run(args: argparse.Namespace) -> int:
         truth, _ = write_bracket(spec, folder / "bracket", icc=srgb_profile())
         print(f"bench: generated {spec.frames} frames of {width}x{height} {spec.bit_depth}-bit in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
-        result = folder / "result.tif"
+        result, report = folder / "result.tif", folder / "report.json"
         command = [sys.executable, "-m", "bridge.cli", "stack", str(folder / "bracket"), "-o", str(result),
-                   "--method", args.method, "--timings"]
+                   "--method", args.method, "--timings", "--report", str(report)]
         started = time.perf_counter()
         subprocess.run(command, check=True)
         wall = time.perf_counter() - started
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        fused = tifffile.imread(result)
-        # the crop box is not reported across processes: score the centre, inside any crop
-        m = max(64, int(0.05 * max(width, height)))
-        fused = fused.astype(np.float32) / np.iinfo(fused.dtype).max
-        oy, ox = (truth.image.shape[0] - fused.shape[0]) // 2, (truth.image.shape[1] - fused.shape[1]) // 2
-        score = psnr(fused[m:-m, m:-m], truth.image[oy + m:oy + fused.shape[0] - m, ox + m:ox + fused.shape[1] - m])
+        x0, y0, x1, y1 = json.loads(report.read_text())["box"]
+        score = psnr(to_unit(tifffile.imread(result)), truth.image[y0:y1, x0:x1])
         print(f"bench: {spec.frames} x {width}x{height} {spec.bit_depth}-bit, {args.method}: wall {wall:.2f} s, "
-              f"peak RSS {peak_mb:.0f} MB, PSNR {score:.2f} dB (centre, approximate crop)")
+              f"peak RSS {peak_mb:.0f} MB, PSNR {score:.2f} dB")
     finally:
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)

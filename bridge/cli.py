@@ -39,7 +39,8 @@ def run_stack(args: argparse.Namespace) -> int:
     paths = input_frames(args.inputs, args.order)
     options = StackOptions(method=args.method, reference=args.reference, crop=not args.no_crop,
                            skip_unaligned=args.skip_unaligned)
-    result = stack_to_file(paths, Path(args.output), options, Path(args.depthmap) if args.depthmap else None)
+    result = stack_to_file(paths, Path(args.output), options, Path(args.depthmap) if args.depthmap else None,
+                           Path(args.report) if args.report else None)
     if args.timings:
         print("focusdrop: time per step: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()),
               file=sys.stderr)
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-unaligned", action="store_true",
                    help="leave out, with a warning, frames that cannot be aligned instead of failing")
     p.add_argument("--timings", action="store_true", help="print the time spent in each step")
+    p.add_argument("--report", metavar="FILE", help="write a JSON report: output area, each frame's "
+                   "transform to the reference, gain and matches, time per step")
     p.set_defaults(run=run_stack)
 
     p = commands.add_parser("demo", help="generate a focus bracket and stack it, to see FocusDrop work")

@@ -1,6 +1,7 @@
 """One stack from frames on disk to result files on disk, with progress: the command's and the demo's job."""
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -28,9 +29,24 @@ def depth_image(result: StackResult) -> np.ndarray:
     return np.round(result.depth.astype(np.float32) * (255.0 / last)).astype(np.uint8)[..., None]
 
 
+def report(result: StackResult, output: Path) -> dict:
+    """What a run did, as JSON-ready data: per frame its transform to the reference, gain and matches."""
+    a = result.alignment
+    return {
+        "output": str(output),
+        "reference": a.frames[a.reference].path.name,
+        "box": list(a.box),
+        "frames": [{"file": info.path.name, "to_reference": matrix[:2].round(6).tolist(),
+                    "gain": gain.round(5).tolist(), "matches": count}
+                   for info, matrix, gain, count in zip(a.frames, a.to_ref, a.gains, a.matches)],
+        "skipped": [info.path.name for info in a.skipped],
+        "seconds": {step: round(t, 3) for step, t in result.timings.items()},
+    }
+
+
 def stack_to_file(paths: list[Path], output: Path, options: StackOptions,
-                  depthmap: Path | None = None) -> StackResult:
-    """Stack ``paths`` (in focus order) into ``output``; optionally write the depth map too."""
+                  depthmap: Path | None = None, report_path: Path | None = None) -> StackResult:
+    """Stack ``paths`` (in focus order) into ``output``; optionally write the depth map and a JSON report."""
     check_output(output, FLAT_SUFFIXES)
     if depthmap is not None:
         check_output(depthmap, DEPTHMAP_SUFFIXES)
@@ -43,6 +59,8 @@ def stack_to_file(paths: list[Path], output: Path, options: StackOptions,
         write_image(output, result.image, reference.icc)
         if depthmap is not None:
             write_image(depthmap, depth_image(result))
+    if report_path is not None:
+        report_path.write_text(json.dumps(report(result, output), indent=1))
     h, w, _ = result.image.shape
     print(f"focusdrop: wrote {output} ({w}x{h}, {result.image.dtype.itemsize * 8}-bit) from "
           f"{len(result.alignment.frames)} frames in {time.perf_counter() - started:.1f} s", file=sys.stderr)

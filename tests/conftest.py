@@ -1,0 +1,42 @@
+"""Shared test data: synthetic brackets with ground truth, written once per session, and helpers."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bridge.demo import psnr, to_unit  # noqa: F401  (the tests' scoring helpers)
+from bridge.samples import srgb_profile, write_bracket
+from engine.synthetic import BracketSpec, Truth
+
+REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
+
+# The issue's bracket: 2 % breathing, 5 px shake, 0.3 degree rotation, +-4 % flicker, 16-bit.
+STANDARD = BracketSpec(width=1200, height=800, frames=9, scene="sphere", breathing=0.02, shake=5.0,
+                       rotation=0.3, flicker=0.04, bit_depth=16, seed=1)
+
+
+@dataclass
+class Bracket:
+    truth: Truth
+    paths: list[Path]
+    icc: bytes
+
+    @property
+    def folder(self) -> Path:
+        return self.paths[0].parent
+
+
+@pytest.fixture(scope="session")
+def standard_bracket(tmp_path_factory) -> Bracket:
+    icc = srgb_profile()
+    truth, paths = write_bracket(STANDARD, tmp_path_factory.mktemp("standard"), icc=icc)
+    return Bracket(truth, paths, icc)
+
+
+def focusdrop(*args: str) -> subprocess.CompletedProcess:
+    """Run the installed command as a user would; returns the finished process (text output)."""
+    return subprocess.run([sys.executable, "-m", "bridge.cli", *map(str, args)], capture_output=True, text=True)

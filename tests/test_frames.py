@@ -1,0 +1,132 @@
+"""Reading frames in every format a photographer's tools write, and refusing bad ones by name."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import tifffile
+from PIL import Image
+
+from engine.frames import FrameError, check_stack, list_frames, probe_frame, read_frame
+from engine.save import write_image
+
+RNG = np.random.default_rng(0)
+RGB16 = (RNG.random((30, 40, 3)) * 65535).astype(np.uint16)
+RGB8 = (RGB16 >> 8).astype(np.uint8)
+SMOOTH8 = np.dstack([*np.meshgrid(np.arange(40) * 6, np.arange(30) * 8), np.full((30, 40), 128)]).astype(np.uint8)
+ICC = b"\0\0\2\0fake-icc-profile" * 10
+
+
+@pytest.mark.parametrize("compression", [None, "lzw", "zlib"])
+@pytest.mark.parametrize("pixels", [RGB16, RGB8, RGB16[..., 0]], ids=["rgb16", "rgb8", "grey16"])
+def test_tiff_round_trip_with_icc(tmp_path, compression, pixels):
+    path = tmp_path / "f.tif"
+    tifffile.imwrite(path, pixels, compression=compression, iccprofile=ICC,
+                     photometric="rgb" if pixels.ndim == 3 else "minisblack")
+    info = probe_frame(path)
+    assert info.icc == ICC
+    assert info.dtype == pixels.dtype
+    assert np.array_equal(read_frame(info), pixels.reshape(info.shape))
+
+
+def test_png_16bit_rgb_keeps_its_depth(tmp_path):
+    path = tmp_path / "f.png"
+    cv2.imwrite(str(path), cv2.cvtColor(RGB16, cv2.COLOR_RGB2BGR))
+    info = probe_frame(path)
+    assert info.shape == (30, 40, 3) and info.dtype == np.uint16
+    assert np.array_equal(read_frame(info), RGB16)
+
+
+def test_jpeg_with_icc(tmp_path):
+    path = tmp_path / "f.jpg"
+    Image.fromarray(SMOOTH8).save(path, quality=95, icc_profile=ICC)
+    info = probe_frame(path)
+    assert info.icc == ICC and info.shape == (30, 40, 3) and info.dtype == np.uint8
+    assert np.abs(read_frame(info).astype(int) - SMOOTH8).mean() < 2
+
+
+@pytest.mark.parametrize("suffix", [".tif", ".png", ".jpg"])
+def test_written_images_carry_the_icc_profile(tmp_path, suffix):
+    path = tmp_path / f"out{suffix}"
+    write_image(path, RGB16 if suffix != ".jpg" else RGB8, ICC)
+    info = probe_frame(path)
+    assert info.icc == ICC
+    assert info.dtype == (np.uint8 if suffix == ".jpg" else np.uint16)
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_folder_listing_is_natural_and_skips_other_files(tmp_path):
+    for name in ["f_10.tif", "f_2.tif", "F_1.TIF", ".DS_Store", "f_3.xmp", "notes.txt", "._f_4.tif"]:
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in list_frames(tmp_path)] == ["F_1.TIF", "f_2.tif", "f_10.tif"]
+
+
+def _damaged(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def _tiff_bytes(tmp_path, compression=None) -> bytes:
+    tifffile.imwrite(tmp_path / "good.tif", RGB16, compression=compression)
+    return (tmp_path / "good.tif").read_bytes()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("empty", "file is empty"),
+    ("text", "not an image"),
+    ("truncated_tiff", "truncated or corrupt"),
+    ("truncated_lzw", "truncated or corrupt"),
+    ("truncated_jpeg", "truncated or corrupt"),
+    ("truncated_png", "truncated or corrupt"),
+    ("header_only", "damaged or unreadable"),
+])
+def test_bad_files_are_refused_by_name(tmp_path, case, message):
+    jpeg = tmp_path / "good.jpg"
+    Image.fromarray(RGB8).save(jpeg)
+    png = tmp_path / "good.png"
+    cv2.imwrite(str(png), RGB16)
+    data = {
+        "empty": b"",
+        "text": b"this is not an image at all",
+        "truncated_tiff": _tiff_bytes(tmp_path)[:4000],
+        "truncated_lzw": _tiff_bytes(tmp_path, "lzw")[:3000],
+        "truncated_jpeg": jpeg.read_bytes()[:-500],
+        "truncated_png": png.read_bytes()[:2000],
+        "header_only": _tiff_bytes(tmp_path)[:12],
+    }[case]
+    path = _damaged(tmp_path, f"{case}.img", data)
+    with pytest.raises(FrameError) as caught:
+        read_frame(probe_frame(path))
+    assert str(caught.value).startswith(f"{case}.img: ")
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_float_tiff_is_refused(tmp_path):
+    path = tmp_path / "float.tif"
+    tifffile.imwrite(path, RGB16.astype(np.float32), photometric="rgb")
+    with pytest.raises(FrameError, match="float32 samples are not supported"):
+        probe_frame(path)
+
+
+def _write(tmp_path, name, pixels):
+    tifffile.imwrite(tmp_path / name, pixels)
+    return probe_frame(tmp_path / name)
+
+
+@pytest.mark.parametrize("other, message", [
+    (RGB16[:20], "size 40x20 differs from a.tif"),
+    (RGB16[..., 0], "greyscale differs from a.tif"),
+    (RGB8, "8-bit differs from a.tif"),
+])
+def test_mismatched_frames_are_refused(tmp_path, other, message):
+    infos = [_write(tmp_path, "a.tif", RGB16), _write(tmp_path, "b.tif", other)]
+    with pytest.raises(FrameError, match=message) as caught:
+        check_stack(infos)
+    assert caught.value.path.name == "b.tif"
+
+
+def test_single_frame_is_refused(tmp_path):
+    with pytest.raises(FrameError, match="at least 2 frames"):
+        check_stack([_write(tmp_path, "a.tif", RGB16)])
