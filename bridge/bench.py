@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -45,11 +44,11 @@ def run(args: argparse.Namespace) -> int:
         started = time.perf_counter()
         subprocess.run(command, check=True)
         wall = time.perf_counter() - started
-        peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        x0, y0, x1, y1 = json.loads(report.read_text())["box"]
+        run = json.loads(report.read_text())
+        x0, y0, x1, y1 = run["box"]
         score = psnr(to_unit(tifffile.imread(result)), truth.image[y0:y1, x0:x1])
         print(f"bench: {spec.frames} x {width}x{height} {spec.bit_depth}-bit, {args.method}: wall {wall:.2f} s, "
-              f"peak RSS {peak_mb:.0f} MB, PSNR {score:.2f} dB")
+              f"peak RSS {run['peak_memory_mb']} MB, PSNR {score:.2f} dB")
     finally:
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,18 @@ def depth_image(result: StackResult) -> np.ndarray:
     return np.round(result.depth.astype(np.float32) * (255.0 / last)).astype(np.uint8)[..., None]
 
 
+def peak_memory_mb() -> float:
+    """This process's peak resident memory, MB: VmHWM on Linux (not inherited across exec, unlike
+    ru_maxrss, which a child started by a large parent inherits), ru_maxrss elsewhere."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def report(result: StackResult, output: Path) -> dict:
     """What a run did, as JSON-ready data: per frame its transform to the reference, gain and matches."""
     a = result.alignment
@@ -41,6 +54,7 @@ def report(result: StackResult, output: Path) -> dict:
                    for info, matrix, gain, count in zip(a.frames, a.to_ref, a.gains, a.matches)],
         "skipped": [info.path.name for info in a.skipped],
         "seconds": {step: round(t, 3) for step, t in result.timings.items()},
+        "peak_memory_mb": round(peak_memory_mb()),
     }
 
 

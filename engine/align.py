@@ -5,7 +5,7 @@ are chained to the reference frame. Registration is two-step:
 1. Coarse and robust: SIFT keypoints (Lowe 2004) on a grey image of about 1 MP, Lowe's ratio test, RANSAC
    for a 4-parameter similarity (``cv2.estimateAffinePartial2D``). The shared/notes calibration found
    feature matching free of the drift that intensity methods show when started from nothing.
-2. Fine: ECC (Evangelidis & Psarakis 2008, ``cv2.findTransformECC``) on a grey image of about 3 MP,
+2. Fine: ECC (Evangelidis & Psarakis 2008, ``cv2.findTransformECC``) on a grey image of about 0.7 MP,
    started from step 1's similarity, in linear light. Lenses blur linear light; compared in gamma-encoded
    values, a blurred edge's local mean shifts and ECC drifts by about 0.1 px per frame (as shared/notes
    saw). Measured on the synthetic brackets: SIFT alone 0.1-0.3 px at the corners (worth ~1.2 dB on
@@ -23,7 +23,7 @@ from engine import geometry
 from engine.exposure import GAMMA
 
 FEATURE_SIDE = 640       # long side, px, of the image keypoints are found on (SIFT doubles it)
-REFINE_SIDE = 1536       # long side, px, of the image ECC refines on
+REFINE_SIDE = 1024       # long side, px, of the image ECC refines on
 MAX_KEYPOINTS = 2000
 MIN_INLIERS = 20
 RATIO = 0.8              # Lowe's ratio test

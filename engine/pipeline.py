@@ -50,9 +50,9 @@ class StackOptions:
     method: str = "depthmap"
     reference: int | None = None
     crop: bool = True
-    power: float = 4.0
-    noise_sigma: float = 1.0
-    spread_sigma: float = 4.0
+    power: float = 8.0
+    noise_sigma: float = 0.7
+    spread_sigma: float = 3.0
     skip_unaligned: bool = False
 
 
