@@ -38,7 +38,7 @@ def input_frames(inputs: list[str], order: str) -> list[Path]:
 def run_stack(args: argparse.Namespace) -> int:
     paths = input_frames(args.inputs, args.order)
     options = StackOptions(method=args.method, reference=args.reference, crop=not args.no_crop,
-                           skip_unaligned=args.skip_unaligned)
+                           skip_unaligned=args.skip_unaligned, also_pyramid=args.pyramid_layer)
     result = stack_to_file(paths, Path(args.output), options, Path(args.depthmap) if args.depthmap else None,
                            Path(args.report) if args.report else None)
     if args.timings:
@@ -55,7 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("stack", help="align and fuse one focus bracket")
     p.add_argument("inputs", nargs="+", help="the frames (TIFF, JPEG, PNG), or one folder holding them")
-    p.add_argument("-o", "--output", required=True, help="result file: .tif, .png or .jpg")
+    p.add_argument("-o", "--output", required=True,
+                   help="result file: .psd (one masked layer per frame, to refine in Photoshop, GIMP, Affinity "
+                        "or Krita; .psb past 2 GB), or a flat .tif, .png or .jpg")
+    p.add_argument("--pyramid-layer", action="store_true",
+                   help="in a .psd, add the pyramid method's result as a hidden top layer to paint detail from")
     p.add_argument("--method", choices=METHODS, default="depthmap",
                    help="depthmap: soft per-pixel choice of the sharpest frames (default); "
                         "pyramid: keep the strongest detail at every scale (fine crossing hairs)")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import resource
 import sys
 import time
@@ -10,10 +11,44 @@ from pathlib import Path
 import numpy as np
 
 from bridge.progress import ProgressBar
+from engine.frames import FrameInfo
 from engine.pipeline import StackOptions, StackResult, stack
-from engine.save import FLAT_SUFFIXES, write_image
+from engine.psd import LayeredDocument
+from engine.save import FLAT_SUFFIXES, to_integer, write_image
 
+log = logging.getLogger("focusdrop")
+
+LAYERED_SUFFIXES = (".psd", ".psb")
+OUTPUT_SUFFIXES = LAYERED_SUFFIXES + FLAT_SUFFIXES
 DEPTHMAP_SUFFIXES = (".png", ".tif", ".tiff")
+PYRAMID_LAYER_NAME = "pyramid detail (FocusDrop)"
+
+
+class LayerCollector:
+    """Feeds each aligned frame and its mask into a layered document, created at the first frame."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.document: LayeredDocument | None = None
+
+    def __call__(self, frame: FrameInfo, image: np.ndarray, mask: np.ndarray) -> None:
+        if self.document is None:
+            height, width, channels = image.shape
+            self.document = LayeredDocument(self.path, width, height, channels, frame.dtype, frame.icc)
+        self.document.add_layer(frame.path.stem, to_integer(image, frame.dtype),
+                                to_integer(mask[..., None], frame.dtype)[..., 0])
+
+    def write(self, result: StackResult) -> Path:
+        """Finish the document: the optional hidden pyramid layer on top, the reference's XMP, the composite."""
+        reference = result.alignment.frames[result.alignment.reference]
+        if result.pyramid is not None:
+            self.document.add_layer(PYRAMID_LAYER_NAME, result.pyramid, visible=False)
+        self.document.xmp = reference.xmp
+        written = self.document.write(result.image)
+        if written != self.path:
+            log.warning("the document is over PSD's 2 GB or 30,000 px limit: wrote %s as PSB (large document "
+                        "format; Photoshop opens it, GIMP 2.10 does not)", written.name)
+        return written
 
 
 def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
@@ -61,16 +96,26 @@ def report(result: StackResult, output: Path) -> dict:
 def stack_to_file(paths: list[Path], output: Path, options: StackOptions,
                   depthmap: Path | None = None, report_path: Path | None = None) -> StackResult:
     """Stack ``paths`` (in focus order) into ``output``; optionally write the depth map and a JSON report."""
-    check_output(output, FLAT_SUFFIXES)
+    check_output(output, OUTPUT_SUFFIXES)
+    layered = output.suffix.lower() in LAYERED_SUFFIXES
+    if (depthmap is not None or layered) and options.method != "depthmap":
+        raise ValueError("a depth map and a layered document need the depthmap method")
     if depthmap is not None:
         check_output(depthmap, DEPTHMAP_SUFFIXES)
-        if options.method != "depthmap":
-            raise ValueError("a depth map needs the depthmap method")
     started = time.perf_counter()
-    result = stack(paths, options, ProgressBar())
+    layers = LayerCollector(output) if layered else None
+    try:
+        result = stack(paths, options, ProgressBar(), on_layer=layers)
+    except BaseException:
+        if layers is not None and layers.document is not None:
+            layers.document.close()
+        raise
     reference = result.alignment.frames[result.alignment.reference]
     with result.timings("write"):
-        write_image(output, result.image, reference.icc)
+        if layers is not None:
+            output = layers.write(result)
+        else:
+            write_image(output, result.image, reference.icc)
         if depthmap is not None:
             write_image(depthmap, depth_image(result))
     if report_path is not None:

@@ -38,14 +38,16 @@ METHODS = ("depthmap", "pyramid")
 Progress = Callable[[str, int, int], None]
 """progress(step, done, total): step is "align" or "fuse"."""
 
-LayerSink = Callable[[int, np.ndarray, np.ndarray], None]
-"""on_layer(index, image, mask): an aligned frame (h, w, C) float32 and its layer mask (h, w) float32."""
+LayerSink = Callable[[FrameInfo, np.ndarray, np.ndarray], None]
+"""on_layer(frame, image, mask): an aligned frame (h, w, C) float32 and its layer mask (h, w) float32 in
+[0, 1], bottom frame first; compositing each over the ones before through its mask gives the fused image."""
 
 
 @dataclass(frozen=True)
 class StackOptions:
     """How to stack. reference: index into the frames (None: the middle one); power, noise_sigma and
-    spread_sigma tune the depth-map method (see engine.depthmap and engine.focus)."""
+    spread_sigma tune the depth-map method (see engine.depthmap and engine.focus); also_pyramid: with the
+    depth-map method, fuse by the pyramid method too, in the same pass."""
 
     method: str = "depthmap"
     reference: int | None = None
@@ -54,6 +56,7 @@ class StackOptions:
     noise_sigma: float = 0.7
     spread_sigma: float = 3.0
     skip_unaligned: bool = False
+    also_pyramid: bool = False
 
 
 @dataclass
@@ -74,12 +77,14 @@ class Alignment:
 @dataclass
 class StackResult:
     """image: (h, w, C) at the frames' bit depth; depth: (h, w) uint16 index into alignment.frames of
-    the sharpest frame (depth-map method only); timings: seconds per step."""
+    the sharpest frame (depth-map method only); pyramid: the pyramid method's image when asked for with
+    also_pyramid, else None; timings: seconds per step."""
 
     image: np.ndarray
     depth: np.ndarray | None
     alignment: Alignment
     timings: dict[str, float]
+    pyramid: np.ndarray | None = None
 
 
 class Timings(dict):
@@ -111,10 +116,12 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
         infos = [probe_frame(p) for p in paths]
         check_stack(infos)
     alignment = align_frames(infos, options, progress, timings)
-    image, depth = fuse_frames(alignment, options, progress, timings, on_layer)
+    image, depth, pyramid = fuse_frames(alignment, options, progress, timings, on_layer)
     with timings("convert"):
         pixels = to_integer(image, infos[0].dtype)
-    return StackResult(pixels, depth, alignment, timings)
+        del image
+        pyramid = None if pyramid is None else to_integer(pyramid, infos[0].dtype)
+    return StackResult(pixels, depth, alignment, timings, pyramid)
 
 
 def _describe(info: FrameInfo, thumb_factor: float, timings: Timings) -> tuple[FrameKey, np.ndarray]:
@@ -230,28 +237,31 @@ def _prepare(k: int, alignment: Alignment, options: StackOptions,
 
 
 def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress = _no_progress,
-                timings: Timings | None = None,
-                on_layer: LayerSink | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                timings: Timings | None = None, on_layer: LayerSink | None = None
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Pass 2: warp each frame onto the output box and fuse. Returns the fused (h, w, C) float32 image
-    in [0, 1] and, for the depth-map method, the (h, w) uint16 index of the sharpest frame."""
+    in [0, 1]; for the depth-map method the (h, w) uint16 index of the sharpest frame (else None); and
+    the pyramid method's image if ``options.also_pyramid`` (else None)."""
     timings = timings if timings is not None else Timings()
     x0, y0, x1, y1 = alignment.box
     shape = (y1 - y0, x1 - x0, alignment.frames[0].shape[2])
-    fusion = DepthmapFusion(shape, options.power) if options.method == "depthmap" else PyramidFusion(shape)
+    depthmap = DepthmapFusion(shape, options.power) if options.method == "depthmap" else None
+    pyramid = PyramidFusion(shape) if options.method == "pyramid" or options.also_pyramid else None
     total = len(alignment.frames)
     prepared = ordered_map(partial(_prepare, alignment=alignment, options=options, timings=timings),
                            range(total), ahead=1)
     for k, (image, focus) in enumerate(prepared):
         with timings("fuse"):
-            if focus is None:
-                fusion.add(image)
-            else:
-                mask = fusion.add(image, focus, k)
-        if on_layer is not None and focus is not None:
-            on_layer(k, image, mask)
+            if pyramid is not None:
+                pyramid.add(image)
+            if depthmap is not None:
+                mask = depthmap.add(image, focus, k)
+        if on_layer is not None and depthmap is not None:
+            with timings("layers"):
+                on_layer(alignment.frames[k], image, mask)
         del image, focus
         progress("fuse", k + 1, total)
     with timings("fuse"):
-        result = fusion.result()
-    depth = fusion.depth() if isinstance(fusion, DepthmapFusion) else None
-    return result, depth
+        if depthmap is None:
+            return pyramid.result(), None, None
+        return depthmap.result(), depthmap.depth(), None if pyramid is None else pyramid.result()

@@ -16,8 +16,8 @@ def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, in
     """Resample a frame into the output box of the reference grid.
 
     pixels: (H, W, C) uint8/uint16; to_ref: (3, 3) frame -> reference; box: (x0, y0, x1, y1);
-    gain: (C,) encoded-value gain. Returns (y1 - y0, x1 - x0, C) float32, in [0, 1] but where a gain
-    above 1 lifts a near-white pixel slightly past it (clipped once, at the end of the pipeline).
+    gain: (C,) encoded-value gain. Returns (y1 - y0, x1 - x0, C) float32 in [0, 1]: a gain above 1 clips
+    at white, as the frame would have, so that layers written from it composite to the fused image.
     """
     x0, y0, x1, y1 = box
     channels = pixels.shape[2]
@@ -31,7 +31,7 @@ def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, in
     scale = (np.asarray(gain, np.float32) / np.float32(full_scale)).reshape(1, 1, channels)
     image = moved.reshape(y1 - y0, x1 - x0, channels).astype(np.float32)
     image *= scale
-    return image
+    return np.minimum(image, 1.0, out=image)
 
 
 def coverage(to_ref: np.ndarray, box: tuple[int, int, int, int], width: int, height: int) -> np.ndarray:
