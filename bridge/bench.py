@@ -14,7 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import tifffile
+from psd_tools import PSDImage
 
 from bridge.demo import psnr, to_unit
 from bridge.samples import srgb_profile, write_bracket
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         truth, _ = write_bracket(spec, folder / "bracket", icc=srgb_profile())
         print(f"bench: generated {spec.frames} frames of {width}x{height} {spec.bit_depth}-bit in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
-        result, report = folder / "result.tif", folder / "report.json"
+        result, report = folder / f"result.{args.format}", folder / "report.json"
         command = [sys.executable, "-m", "bridge.cli", "stack", str(folder / "bracket"), "-o", str(result),
                    "--method", args.method, "--timings", "--report", str(report)]
         started = time.perf_counter()
@@ -46,9 +48,11 @@ def run(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - started
         run = json.loads(report.read_text())
         x0, y0, x1, y1 = run["box"]
-        score = psnr(to_unit(tifffile.imread(result)), truth.image[y0:y1, x0:x1])
-        print(f"bench: {spec.frames} x {width}x{height} {spec.bit_depth}-bit, {args.method}: wall {wall:.2f} s, "
-              f"peak RSS {run['peak_memory_mb']} MB, PSNR {score:.2f} dB")
+        fused = tifffile.imread(result) if args.format == "tif" else PSDImage.open(result).numpy()
+        score = psnr(to_unit(fused) if fused.dtype != np.float32 else fused, truth.image[y0:y1, x0:x1])
+        print(f"bench: {spec.frames} x {width}x{height} {spec.bit_depth}-bit, {args.method} to {args.format}: "
+              f"wall {wall:.2f} s, peak RSS {run['peak_memory_mb']} MB, {result.stat().st_size / 1e6:.0f} MB, "
+              f"PSNR {score:.2f} dB")
     finally:
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)

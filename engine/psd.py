@@ -99,27 +99,44 @@ class LayeredDocument:
         self.icc, self.xmp = icc, xmp
         self._layers: list[_Layer] = []
         self._spool = tempfile.TemporaryFile(dir=self.path.parent, prefix=".focusdrop-spool-")
-        self._pool = ThreadPoolExecutor(max_workers=2)  # zlib releases the GIL: channels in parallel
+        self._pool = ThreadPoolExecutor(max_workers=2)  # deflate releases the GIL: channels in parallel
+        self._pending: tuple[str, bool, list] | None = None
+        self._opaque: bytes | None = None  # the transparency channel, the same for every layer
 
     def add_layer(self, name: str, pixels: np.ndarray, mask: np.ndarray | None = None,
                   visible: bool = True) -> None:
-        """Append a layer above the others. pixels: (H, W, C), mask: (H, W), both of the document dtype."""
+        """Append a layer above the others. pixels: (H, W, C), mask: (H, W), both of the document dtype.
+
+        Compression runs in the background while the caller goes on; one layer at most waits for it."""
         if pixels.shape != (self.height, self.width, self.channels) or pixels.dtype != self.dtype:
             raise ValueError(f"layer {name!r}: {pixels.shape} {pixels.dtype} does not fit the document")
-        planes = [(TRANSPARENCY, np.full((self.height, self.width), np.iinfo(self.dtype).max, self.dtype))]
-        planes += [(c, pixels[..., c]) for c in range(self.channels)]
+        planes = [(c, pixels[..., c]) for c in range(self.channels)]
         if mask is not None:
             planes.append((USER_MASK, mask))
+        compressing = [(cid, self._pool.submit(zip_with_prediction, plane)) for cid, plane in planes]
+        self._spool_pending()
+        self._pending = (name, visible, compressing)
+
+    def _spool_pending(self) -> None:
+        """Write the waiting layer's compressed channels to the spool, transparency first."""
+        if self._pending is None:
+            return
+        name, visible, compressing = self._pending
+        if self._opaque is None:
+            self._opaque = zip_with_prediction(np.full((self.height, self.width), np.iinfo(self.dtype).max,
+                                                       self.dtype))
         channels = []
-        for (channel_id, _), data in zip(planes, self._pool.map(lambda p: zip_with_prediction(p[1]), planes)):
+        for channel_id, data in [(TRANSPARENCY, self._opaque)] + [(c, f.result()) for c, f in compressing]:
             self._spool.write(struct.pack(">H", ZIP_WITH_PREDICTION) + data)
             channels.append((channel_id, len(data) + 2))
         self._layers.append(_Layer(name, visible, channels))
+        self._pending = None
 
     def write(self, composite: np.ndarray) -> Path:
         """Write the document with ``composite`` (H, W, C) as its flattened image. Returns the path
         written: ``path``, or ``path`` with the suffix .psb when a .psd would break PSD's limits."""
         try:
+            self._spool_pending()
             version = 2 if self.path.suffix.lower() == ".psb" else 1
             rle = [rle_channel(composite[..., c], version) for c in range(self.channels)]
             size = self._spool.tell() + sum(len(a) + len(b) for a, b in rle) + 4096 * (1 + len(self._layers))
@@ -143,7 +160,7 @@ class LayeredDocument:
 
     def close(self) -> None:
         """Drop the spool and the compression threads (``write`` does this itself)."""
-        self._pool.shutdown()
+        self._pool.shutdown(cancel_futures=True)
         self._spool.close()
 
     def _header(self, version: int) -> bytes:

@@ -1,0 +1,27 @@
+; Script-Fu for GIMP 2.10 in batch mode: open a PSD as a photographer would, and dump what GIMP sees.
+; (dump "in.psd" "outdir") writes outdir/info.txt (layer count, precision, ICC profile size, then one line
+; per layer from the top: name, visible, has mask), outdir/mask<i>.png for each layer mask (i from the
+; top, 0-based) and outdir/flat.tif, the image flattened by GIMP.
+(define (dump in outdir)
+  (let* ((image (car (gimp-file-load RUN-NONINTERACTIVE in in)))
+         (layers (cadr (gimp-image-get-layers image)))
+         (port (open-output-file (string-append outdir "/info.txt"))))
+    (display (vector-length layers) port) (newline port)
+    (display (car (gimp-image-get-precision image)) port) (newline port)
+    (display (car (gimp-image-get-color-profile image)) port) (newline port)
+    (let loop ((i 0))
+      (if (< i (vector-length layers))
+        (let* ((layer (vector-ref layers i))
+               (mask (car (gimp-layer-get-mask layer)))
+               (png (string-append outdir "/mask" (number->string i) ".png")))
+          (display (car (gimp-item-get-name layer)) port) (display "\t" port)
+          (display (car (gimp-item-get-visible layer)) port) (display "\t" port)
+          (display (if (> mask 0) 1 0) port) (newline port)
+          (if (> mask 0)
+            (file-png-save2 RUN-NONINTERACTIVE image mask png png 0 1 0 0 0 0 0 0 0))
+          (loop (+ i 1)))))
+    (close-output-port port)
+    (let ((flat (car (gimp-image-flatten image)))
+          (tif (string-append outdir "/flat.tif")))
+      (file-tiff-save RUN-NONINTERACTIVE image flat tif tif 0))
+    (gimp-image-delete image)))

@@ -1,0 +1,153 @@
+"""Layered PSD output, read back by psd-tools, by GIMP 2.10 (a reader nobody here wrote) and by
+ImageMagick (which ignores layers and reads the stored composite)."""
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import tifffile
+from psd_tools import PSDImage
+
+from bridge.samples import write_bracket
+from bridge.stacking import PYRAMID_LAYER_NAME
+from conftest import focusdrop, psnr, to_unit
+from engine.frames import list_frames
+from engine.pipeline import StackOptions, stack
+from engine.psd import LayeredDocument, needs_psb, zip_with_prediction
+from engine.save import to_integer
+from engine.synthetic import BracketSpec
+from gimp import open_in_gimp
+
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+
+
+def _expected_masks(paths):
+    """The masks the engine computes, bottom first, at 16 bits."""
+    masks = []
+    stack(paths, StackOptions(), on_layer=lambda frame, image, mask: masks.append(
+        to_integer(mask[..., None], np.uint16)[..., 0]))
+    return masks
+
+
+@pytest.fixture(scope="module")
+def run16(tmp_path_factory, standard_bracket):
+    """The standard 16-bit bracket stacked to a PSD and a TIFF, and what GIMP saw of the PSD."""
+    folder = tmp_path_factory.mktemp("psd16")
+    for name in ("result.psd", "result.tif"):
+        run = focusdrop("stack", standard_bracket.folder, "-o", folder / name)
+        assert run.returncode == 0, run.stderr
+    return folder, open_in_gimp(folder / "result.psd", folder / "gimp")
+
+
+def test_gimp_sees_one_masked_layer_per_frame_bottom_to_top(run16, standard_bracket):
+    _, view = run16
+    stems = [p.stem for p in standard_bracket.paths]
+    assert view.layers == [(stem, True, True) for stem in reversed(stems)]
+    assert view.precision == 250  # 16-bit, gamma-encoded
+    assert view.icc_bytes == len(standard_bracket.icc)
+
+
+def test_gimp_flattens_to_the_fused_image_within_one_level(run16):
+    folder, view = run16
+    fused = tifffile.imread(folder / "result.tif")
+    assert view.flat.dtype == np.uint16 and view.flat.shape == fused.shape
+    assert np.abs(view.flat.astype(np.int32) - fused).max() <= 1
+
+
+def _linear(png: np.ndarray) -> np.ndarray:
+    """GIMP keeps masks linear and exports them through the sRGB curve: undo it. Returns 0-65535 floats."""
+    v = png.astype(np.float64) / 65535
+    return 65535 * np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def test_masks_gimp_reads_are_the_engine_blend_weights(run16, standard_bracket):
+    _, view = run16
+    expected = _expected_masks(standard_bracket.paths)
+    found = list(reversed(view.masks))  # GIMP lists layers top first
+    assert (found[0] == 65535).all()  # the bottom layer shows wherever nothing covers it
+    for k, (mask, want) in enumerate(zip(found, expected)):
+        assert mask.dtype == np.uint16, f"layer {k}"
+        assert np.abs(_linear(mask) - want).max() < 1.5, f"layer {k}"  # measured 1.16: PNG rounding
+    # every frame above the bottom one is chosen somewhere, and hidden somewhere else
+    assert all(0.01 < np.mean(want > 32768) < 0.99 for want in expected[1:])
+
+
+def test_readers_that_ignore_layers_see_the_fused_image(run16):
+    folder, _ = run16
+    fused = tifffile.imread(folder / "result.tif")
+    psd = PSDImage.open(folder / "result.psd")
+    assert np.abs(np.round(psd.numpy() * 65535).astype(np.int32) - fused).max() <= 1
+    convert = shutil.which("convert-im6.q16") or "/usr/bin/convert"
+    out = folder / "imagemagick.tif"
+    subprocess.run([convert, f"{folder / 'result.psd'}[0]", str(out)], check=True, capture_output=True)
+    seen = tifffile.imread(out)
+    assert seen.shape == fused.shape and np.abs(seen.astype(np.int32) - fused).max() <= 1
+
+
+def test_nothing_but_the_results_is_left_in_the_output_folder(run16):
+    folder, _ = run16
+    assert sorted(p.name for p in folder.iterdir()) == ["gimp", "imagemagick.tif", "result.psd", "result.tif"] \
+        or sorted(p.name for p in folder.iterdir()) == ["gimp", "result.psd", "result.tif"]
+
+
+@pytest.fixture(scope="module")
+def bracket8(tmp_path_factory):
+    """An 8-bit bracket with Unicode file names and XMP in every frame."""
+    folder = tmp_path_factory.mktemp("bracket8")
+    _, paths = write_bracket(BracketSpec(width=480, height=320, frames=5, bit_depth=8, seed=7), folder / "raw")
+    (folder / "in").mkdir()
+    for k, path in enumerate(paths):
+        xmp = XMP.replace(b"<rdf:RDF/>", f"<rdf:RDF>{k}</rdf:RDF>".encode())
+        tifffile.imwrite(folder / "in" / f"Bague ø18 — {k + 1}.tif", tifffile.imread(path), photometric="rgb",
+                         extratags=[(700, "B", len(xmp), xmp, True)])
+    return folder / "in"
+
+
+def test_8_bit_psd_with_unicode_names_xmp_and_a_pyramid_layer(tmp_path, bracket8):
+    result, fused = tmp_path / "result.psd", tmp_path / "result.tif"
+    run = focusdrop("stack", bracket8, "-o", result, "--pyramid-layer", "--report", tmp_path / "r.json")
+    assert run.returncode == 0, run.stderr
+    assert focusdrop("stack", bracket8, "-o", fused).returncode == 0
+    stems = [p.stem for p in list_frames(bracket8)]
+    view = open_in_gimp(result, tmp_path / "gimp")
+    assert view.layers == [(PYRAMID_LAYER_NAME, False, False)] + [(s, True, True) for s in reversed(stems)]
+    assert view.precision == 150  # 8-bit, gamma-encoded
+    assert psnr(to_unit(view.flat), to_unit(tifffile.imread(fused))) > 50
+    psd = PSDImage.open(result)
+    assert psd.depth == 8 and [layer.name for layer in psd] == stems + [PYRAMID_LAYER_NAME]
+    reference = json.loads((tmp_path / "r.json").read_text())["reference"]
+    assert reference == stems[2] + ".tif"
+    assert psd.image_resources.get_data(1060) == XMP.replace(b"<rdf:RDF/>", b"<rdf:RDF>2</rdf:RDF>")
+
+
+def test_psb_is_chosen_past_psd_limits():
+    assert not needs_psb(6000, 4000, 1_600_000_000)
+    assert needs_psb(6000, 4000, 2**31)
+    assert needs_psb(30_001, 2000, 1000)
+    with pytest.raises(ValueError, match="larger than even PSB"):
+        needs_psb(300_001, 10, 1000)
+
+
+def test_psb_document_reads_back(tmp_path):
+    rng = np.random.default_rng(0)
+    layers = [(rng.random((30, 40, 3)) * 65535).astype(np.uint16) for _ in range(2)]
+    mask = np.tile(np.linspace(0, 65535, 40).astype(np.uint16), (30, 1))
+    document = LayeredDocument(tmp_path / "big.psb", 40, 30, 3, np.uint16, icc=b"icc!")
+    document.add_layer("bottom", layers[0], np.full((30, 40), 65535, np.uint16))
+    document.add_layer("top", layers[1], mask)
+    assert document.write(layers[1]) == tmp_path / "big.psb"
+    psd = PSDImage.open(tmp_path / "big.psb")
+    assert psd.version == 2 and [layer.name for layer in psd] == ["bottom", "top"]
+    assert np.array_equal(np.round(psd[0].numpy()[..., :3] * 65535).astype(np.uint16), layers[0])
+    assert np.array_equal(np.round(psd[1].numpy(channel="mask")[..., 0] * 65535).astype(np.uint16), mask)
+    assert psd.image_resources.get_data(1039) == b"icc!"
+    assert list(tmp_path.iterdir()) == [tmp_path / "big.psb"]
+
+
+def test_zip_with_prediction_decodes_with_psd_tools():
+    from psd_tools.compression import decompress
+    from psd_tools.constants import Compression
+    channel = (np.random.default_rng(1).random((7, 13)) * 65535).astype(np.uint16)
+    raw = decompress(zip_with_prediction(channel), Compression.ZIP_WITH_PREDICTION, 13, 7, 16)
+    assert np.array_equal(np.frombuffer(raw, ">u2").reshape(7, 13), channel)
