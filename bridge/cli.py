@@ -7,6 +7,10 @@ import sys
 from pathlib import Path
 
 from bridge import bench, demo
+from bridge.config import FORMATS, default_config_path, load_config
+from bridge.journal import Journal
+from bridge.service import Service
+from bridge.status import status_text
 from bridge.stacking import stack_to_file
 from engine.frames import FrameError, list_frames, natural_key
 from engine.pipeline import METHODS, StackOptions
@@ -39,11 +43,32 @@ def run_stack(args: argparse.Namespace) -> int:
     paths = input_frames(args.inputs, args.order)
     options = StackOptions(method=args.method, reference=args.reference, crop=not args.no_crop,
                            skip_unaligned=args.skip_unaligned, also_pyramid=args.pyramid_layer)
-    result = stack_to_file(paths, Path(args.output), options, Path(args.depthmap) if args.depthmap else None,
-                           Path(args.report) if args.report else None)
+    result, _ = stack_to_file(paths, [Path(args.output)], options,
+                              Path(args.depthmap) if args.depthmap else None,
+                              Path(args.report) if args.report else None)
     if args.timings:
         print("focusdrop: time per step: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()),
               file=sys.stderr)
+    return 0
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    overrides = {"inbox": args.inbox, "out": args.out, "quiet": args.quiet, "gap": args.gap,
+                 "format": args.format, "method": args.method, "workers": args.workers,
+                 "polling": args.polling or None}
+    config = load_config(Path(args.config) if args.config else None, overrides)
+    logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(asctime)s focusdrop: %(message)s"))
+    logging.getLogger("focusdrop").setLevel(logging.INFO)
+    Service(config).run()
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    config = load_config(Path(args.config) if args.config else None, {"inbox": args.inbox})
+    journal_path = config.inbox / ".focusdrop" / "journal.sqlite"
+    if not journal_path.exists():
+        raise ValueError(f"{config.inbox}: not a FocusDrop hot folder yet (start focusdrop watch on it)")
+    print(status_text(Journal(journal_path), args.last))
     return 0
 
 
@@ -76,6 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="FILE", help="write a JSON report: output area, each frame's "
                    "transform to the reference, gain and matches, time per step")
     p.set_defaults(run=run_stack)
+
+    p = commands.add_parser("watch", help="watch a hot folder: stack each bracket that lands in it")
+    p.add_argument("inbox", nargs="?", metavar="IN", help="the hot folder (default: from the config file, "
+                   "else ~/FocusDrop/In)")
+    p.add_argument("--out", help="where results go (default: from the config file, else ~/FocusDrop/Out)")
+    p.add_argument("--config", help=f"settings file (default {default_config_path()})")
+    p.add_argument("--quiet", type=float, help="seconds without a new frame that end a stack (default 10)")
+    p.add_argument("--gap", type=float, help="capture-time gap, seconds, that splits two stacks (default 60)")
+    p.add_argument("--format", choices=FORMATS, help="psd (default), tif, or both")
+    p.add_argument("--method", choices=METHODS, help="fusion method (default depthmap)")
+    p.add_argument("--workers", type=int, help="stacks processed at once (default 1)")
+    p.add_argument("--polling", action="store_true", help="poll the folder: for SMB/NFS shares")
+    p.set_defaults(run=run_watch)
+
+    p = commands.add_parser("status", help="show the hot folder's queue: waiting, running, done, failed")
+    p.add_argument("inbox", nargs="?", metavar="IN", help="the hot folder (default: from the config file)")
+    p.add_argument("--config", help=f"settings file (default {default_config_path()})")
+    p.add_argument("--last", type=int, default=10, help="how many recent stacks to list (default 10)")
+    p.set_defaults(run=run_status)
 
     p = commands.add_parser("demo", help="generate a focus bracket and stack it, to see FocusDrop work")
     p.add_argument("--dir", help="where to put the bracket and the result (default: a new temporary folder)")

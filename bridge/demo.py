@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"focusdrop: writing a {spec.frames}-frame {spec.bit_depth}-bit {spec.width}x{spec.height} "
           f"bracket to {bracket}", file=sys.stderr)
     truth, paths = write_bracket(spec, bracket, icc=srgb_profile())
-    result = stack_to_file(paths, folder / "result.tif", StackOptions(), folder / "depth.png")
+    result, _ = stack_to_file(paths, [folder / "result.tif"], StackOptions(), folder / "depth.png")
     x0, y0, x1, y1 = result.alignment.box
     truth_box = truth.image[y0:y1, x0:x1]
     best_frame = max(psnr(to_unit(read_frame(probe_frame(p))[y0:y1, x0:x1]), truth_box) for p in paths)

@@ -77,11 +77,11 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def report(result: StackResult, output: Path) -> dict:
+def report(result: StackResult, outputs: list[Path]) -> dict:
     """What a run did, as JSON-ready data: per frame its transform to the reference, gain and matches."""
     a = result.alignment
     return {
-        "output": str(output),
+        "outputs": [str(p) for p in outputs],
         "reference": a.frames[a.reference].path.name,
         "box": list(a.box),
         "frames": [{"file": info.path.name, "to_reference": matrix[:2].round(6).tolist(),
@@ -93,17 +93,21 @@ def report(result: StackResult, output: Path) -> dict:
     }
 
 
-def stack_to_file(paths: list[Path], output: Path, options: StackOptions,
-                  depthmap: Path | None = None, report_path: Path | None = None) -> StackResult:
-    """Stack ``paths`` (in focus order) into ``output``; optionally write the depth map and a JSON report."""
-    check_output(output, OUTPUT_SUFFIXES)
-    layered = output.suffix.lower() in LAYERED_SUFFIXES
+def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions, depthmap: Path | None = None,
+                  report_path: Path | None = None) -> tuple[StackResult, list[Path]]:
+    """Stack ``paths`` (in focus order) into each of ``outputs`` (one layered document at most, and flat
+    files); optionally write the depth map and a JSON report. Returns the result and the paths written."""
+    for output in outputs:
+        check_output(output, OUTPUT_SUFFIXES)
+    layered = [p for p in outputs if p.suffix.lower() in LAYERED_SUFFIXES]
+    if len(layered) > 1:
+        raise ValueError("one layered document per stack")
     if (depthmap is not None or layered) and options.method != "depthmap":
         raise ValueError("a depth map and a layered document need the depthmap method")
     if depthmap is not None:
         check_output(depthmap, DEPTHMAP_SUFFIXES)
     started = time.perf_counter()
-    layers = LayerCollector(output) if layered else None
+    layers = LayerCollector(layered[0]) if layered else None
     try:
         result = stack(paths, options, ProgressBar(), on_layer=layers)
     except BaseException:
@@ -111,16 +115,19 @@ def stack_to_file(paths: list[Path], output: Path, options: StackOptions,
             layers.document.close()
         raise
     reference = result.alignment.frames[result.alignment.reference]
+    written = []
     with result.timings("write"):
-        if layers is not None:
-            output = layers.write(result)
-        else:
-            write_image(output, result.image, reference.icc)
+        for output in outputs:
+            if output.suffix.lower() in LAYERED_SUFFIXES:
+                written.append(layers.write(result))
+            else:
+                write_image(output, result.image, reference.icc)
+                written.append(output)
         if depthmap is not None:
             write_image(depthmap, depth_image(result))
     if report_path is not None:
-        report_path.write_text(json.dumps(report(result, output), indent=1))
+        report_path.write_text(json.dumps(report(result, written), indent=1))
     h, w, _ = result.image.shape
-    print(f"focusdrop: wrote {output} ({w}x{h}, {result.image.dtype.itemsize * 8}-bit) from "
-          f"{len(result.alignment.frames)} frames in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    return result
+    print(f"focusdrop: wrote {', '.join(map(str, written))} ({w}x{h}, {result.image.dtype.itemsize * 8}-bit) "
+          f"from {len(result.alignment.frames)} frames in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    return result, written

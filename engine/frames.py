@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -166,6 +167,27 @@ def read_frame(info: FrameInfo) -> np.ndarray:
         raise FrameError(path, f"decoded {pixels.shape} {pixels.dtype} but the header says "
                                f"{info.shape} {info.dtype}")
     return np.ascontiguousarray(pixels)
+
+
+def capture_time(path: Path) -> float | None:
+    """EXIF DateTimeOriginal (+ SubSecTimeOriginal) as seconds since the epoch, read as UTC; None if absent.
+
+    Only differences between frames matter (to split bursts), so the camera's time zone does not."""
+    try:
+        if _kind(path) == "tiff":
+            with tifffile.TiffFile(path) as tif:
+                tag = tif.pages[0].tags.get("ExifTag")
+                exif = tag.value if tag else {}
+            stamp, subsec = exif.get("DateTimeOriginal"), exif.get("SubsecTimeOriginal")
+        else:
+            with Image.open(path) as im:
+                exif = im.getexif().get_ifd(0x8769)
+            stamp, subsec = exif.get(36867), exif.get(37521)
+        seconds = datetime.strptime(str(stamp).strip("\0 "), "%Y:%m:%d %H:%M:%S").replace(tzinfo=timezone.utc)
+    except Exception:  # no EXIF, or a value no camera should write: fall back on the caller's side
+        return None
+    fraction = f"0.{str(subsec).strip()}" if subsec and str(subsec).strip().isdigit() else "0"
+    return seconds.timestamp() + float(fraction)
 
 
 def check_stack(infos: list[FrameInfo]) -> None:

@@ -41,9 +41,12 @@ def needs_psb(width: int, height: int, document_bytes: int) -> bool:
 
 
 def zip_with_prediction(channel: np.ndarray) -> bytes:
-    """One (H, W) uint8/uint16 channel as PSD compression 3: per-row differences, big-endian, deflated."""
-    delta = np.diff(channel, axis=1, prepend=np.zeros((channel.shape[0], 1), channel.dtype))
-    return imagecodecs.deflate_encode(delta.astype(delta.dtype.newbyteorder(">")).tobytes(), level=1)
+    """One (H, W) uint8/uint16 channel as PSD compression 3: per-row differences, big-endian, deflated.
+    The differences go straight into one big-endian buffer: one channel-sized copy, not three."""
+    delta = np.empty(channel.shape, channel.dtype.newbyteorder(">"))
+    delta[:, 0] = channel[:, 0]
+    np.subtract(channel[:, 1:], channel[:, :-1], out=delta[:, 1:])
+    return imagecodecs.deflate_encode(delta, level=1)
 
 
 def rle_channel(channel: np.ndarray, version: int) -> tuple[bytes, bytes]:

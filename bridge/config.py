@@ -1,0 +1,72 @@
+"""Hot-folder settings: defaults, overridden by a TOML config file, overridden by command-line options.
+
+The config file is ``$XDG_CONFIG_HOME/focusdrop/config.toml`` (``~/.config/focusdrop/config.toml``), or the
+file ``--config`` names. Every key is optional::
+
+    in = "~/FocusDrop/In"
+    out = "~/FocusDrop/Out"
+    quiet = 10          # seconds without a new or growing frame that end a stack
+    gap = 60            # seconds between capture times that split a burst into two stacks
+    format = "psd"      # psd, tif, or both
+    method = "depthmap" # or pyramid (flat results only)
+    workers = 1
+    polling = false     # poll instead of file-system events (SMB/NFS shares)
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+FORMATS = ("psd", "tif", "both")
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    inbox: Path = Path("~/FocusDrop/In")
+    out: Path = Path("~/FocusDrop/Out")
+    quiet: float = 10.0
+    gap: float = 60.0
+    format: str = "psd"
+    method: str = "depthmap"
+    workers: int = 1
+    polling: bool = False
+    rescan: float = 2.0  # seconds between safety-net rescans of the hot folder
+
+    def resolved(self) -> "WatchConfig":
+        """The same settings with folders made absolute and values checked (ValueError names the key)."""
+        if self.format not in FORMATS:
+            raise ValueError(f"format {self.format!r}: choose one of {', '.join(FORMATS)}")
+        if self.method == "pyramid" and self.format != "tif":
+            raise ValueError("the pyramid method gives a flat result only: set format = \"tif\"")
+        if self.quiet < 0 or self.gap <= 0 or self.workers < 1 or self.rescan <= 0:
+            raise ValueError("quiet must be >= 0, gap and rescan > 0, workers >= 1")
+        return replace(self, inbox=self.inbox.expanduser().resolve(), out=self.out.expanduser().resolve())
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "focusdrop" / "config.toml"
+
+
+def load_config(path: Path | None, overrides: dict) -> WatchConfig:
+    """Defaults, then the config file (if there is one), then ``overrides`` (None values ignored)."""
+    settings: dict = {}
+    path = path or default_config_path()
+    if path.exists():
+        try:
+            settings = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{path}: not a valid TOML file ({e})") from None
+    if "in" in settings:
+        settings["inbox"] = settings.pop("in")
+    known = {f.name for f in fields(WatchConfig)}
+    unknown = set(settings) - known
+    if unknown:
+        raise ValueError(f"{path}: unknown setting {sorted(unknown)[0]!r}")
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    for key in ("inbox", "out"):
+        if key in settings:
+            settings[key] = Path(settings[key])
+    return WatchConfig(**settings).resolved()

@@ -1,0 +1,173 @@
+"""What has landed in the hot folder: which files are complete, and which stacks are ready to take.
+
+Every scan notes each candidate's size and modification time; a file whose size and time have not
+changed for SETTLE seconds and whose header opens is settled (exporters write progressively, sometimes
+under temporary names, which are not image names and so are never candidates). Then:
+- loose frames in the folder itself are split into bursts (bridge.grouping); a burst is ready once
+  nothing in it has changed for the quiet period, and it is not the newest burst while frames are still
+  arriving;
+- a job folder NAME/ (never NAME.partial/) is ready when it was renamed from NAME.partial/ or carries a
+  manifest.json and its files are settled, or otherwise once it has been quiet for the quiet period.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from bridge.grouping import LooseFrame, split_bursts
+from engine.frames import IMAGE_SUFFIXES, FrameError, capture_time, list_frames, probe_frame
+
+log = logging.getLogger("focusdrop")
+
+SETTLE = 2.0            # seconds a file's size and time must hold still
+RESERVED = {"done", "failed"}
+PARTIAL = ".partial"
+SIDECAR = ".xmp"
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class ReadyStack:
+    """A stack to take. frames: in focus order; sidecars: files that travel with them; folder: the job
+    folder to move whole (None for loose frames); manifest: its parsed contents, or an error message."""
+
+    name: str
+    frames: list[Path]
+    sidecars: list[Path] = field(default_factory=list)
+    folder: Path | None = None
+    manifest: dict | str = field(default_factory=dict)
+    how: str = ""
+
+
+@dataclass
+class _Seen:
+    signature: tuple
+    changed: float
+    frame: LooseFrame | None = None
+    announced: bool = False
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+class Inbox:
+    """The hot folder ``root``; quiet and gap in seconds; clock: monotonic seconds (tests may replace it)."""
+
+    def __init__(self, root: Path, quiet: float, gap: float, clock: Callable[[], float] = time.monotonic):
+        self.root = root
+        self.quiet, self.gap, self.clock = quiet, gap, clock
+        self._seen: dict[Path, _Seen] = {}
+        self._renamed: set[Path] = set()
+
+    def renamed_from_partial(self, folder: Path) -> None:
+        """Note that ``folder`` appeared by renaming NAME.partial/: the exporter's completion signal."""
+        self._renamed.add(folder)
+
+    def scan(self) -> list[ReadyStack]:
+        """Look at the folder once; return the stacks that are ready, oldest first."""
+        now = self.clock()
+        loose, folders = [], []
+        with os.scandir(self.root) as entries:
+            for entry in entries:
+                path = Path(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    if not (entry.name.startswith(".") or entry.name in RESERVED or entry.name.endswith(PARTIAL)):
+                        folders.append(path)
+                elif _is_image(path):
+                    loose.append(path)
+        present = set(loose) | set(folders)
+        for gone in [p for p in self._seen if p not in present]:
+            del self._seen[gone]
+        self._renamed &= set(folders)
+        return self._ready_loose(loose, now) + [s for s in (self._ready_folder(f, now) for f in folders) if s]
+
+    def _track(self, path: Path, signature: tuple, now: float) -> _Seen:
+        seen = self._seen.get(path)
+        if seen is None or seen.signature != signature:
+            seen = self._seen[path] = _Seen(signature, now)
+        return seen
+
+    def _ready_loose(self, paths: list[Path], now: float) -> list[ReadyStack]:
+        settled, arriving = [], False
+        for path in paths:
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            seen = self._track(path, (stat.st_size, stat.st_mtime_ns), now)
+            if now - seen.changed < SETTLE or stat.st_size == 0:
+                arriving = True
+                continue
+            if seen.frame is None:
+                seen.frame = self._describe(path, stat.st_mtime)
+            settled.append(seen.frame)
+        bursts = split_bursts(settled, self.gap)
+        ready = []
+        for i, burst in enumerate(bursts):
+            last_change = max(self._seen[f.path].changed for f in burst.frames)
+            newest = i == len(bursts) - 1
+            if now - last_change < self.quiet or (newest and arriving):
+                continue
+            how = burst.split or f"no new frame for {self.quiet:g} s"
+            frames = [f.path for f in burst.frames]
+            ready.append(ReadyStack(frames[0].stem, frames, self._sidecars(frames), how=how))
+        return ready
+
+    def _describe(self, path: Path, mtime: float) -> LooseFrame:
+        """Header and capture time of a settled frame; an unreadable one still joins a stack (and fails it)."""
+        try:
+            info = probe_frame(path)
+            size = (info.shape[1], info.shape[0])
+            log.info("frame arrived: %s (%dx%d, %d-bit)", path.name, *size, info.dtype.itemsize * 8)
+        except FrameError as e:
+            size = None
+            log.info("frame arrived: %s, unreadable so far (%s)", path.name, e.problem)
+        return LooseFrame(path, capture_time(path) or mtime, size)
+
+    def _sidecars(self, frames: list[Path]) -> list[Path]:
+        """IMG_1.xmp or IMG_1.tif.xmp beside IMG_1.tif, any case."""
+        names = {(f.stem + SIDECAR).lower() for f in frames} | {(f.name + SIDECAR).lower() for f in frames}
+        return sorted(p for p in self.root.iterdir() if p.name.lower() in names)
+
+    def _ready_folder(self, folder: Path, now: float) -> ReadyStack | None:
+        try:
+            files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+        except FileNotFoundError:
+            return None
+        seen = self._track(folder, tuple(files), now)
+        quiet_for = now - seen.changed
+        has_manifest = (folder / MANIFEST).exists()
+        if folder in self._renamed and quiet_for >= min(SETTLE, self.quiet):
+            how = "job folder renamed from .partial"
+        elif has_manifest and quiet_for >= min(SETTLE, self.quiet):
+            how = "job folder with a manifest"
+        elif quiet_for >= self.quiet:
+            how = f"job folder quiet for {self.quiet:g} s"
+        else:
+            return None
+        manifest = read_manifest(folder) if has_manifest else {}
+        name = manifest.get("name", folder.name) if isinstance(manifest, dict) else folder.name
+        frames = list_frames(folder)
+        if isinstance(manifest, dict) and "frames" in manifest:
+            frames = [folder / str(f) for f in manifest["frames"]]
+        return ReadyStack(str(name), frames, folder=folder, manifest=manifest, how=how)
+
+
+def read_manifest(folder: Path) -> dict | str:
+    """The job folder's manifest.json as a dict, or a one-line description of what is wrong with it."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"{MANIFEST} is not valid JSON ({e})"
+    if not isinstance(manifest, dict):
+        return f"{MANIFEST} must hold a JSON object"
+    if "frames" in manifest and not (isinstance(manifest["frames"], list)
+                                     and all(isinstance(f, str) and "/" not in f for f in manifest["frames"])):
+        return f"{MANIFEST}: \"frames\" must be a list of file names in this folder"
+    return manifest

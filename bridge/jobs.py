@@ -1,0 +1,194 @@
+"""A stack's life after the hot folder: claimed out of it, stacked, its frames archived; and recovery.
+
+Every move is a rename inside one file system (atomic) and every state change one journal statement,
+ordered so that a kill -9 between any two leaves a journal that says what to finish:
+- claim: journal 'claiming' (which frames, from where) -> frames renamed into .focusdrop/jobs/ID -> 'waiting'
+- run: output names chosen and journaled ('running') -> stacked, each result written under a temporary
+  name and renamed -> archive folder journaled -> frames renamed into done/NAME -> 'done'
+- fail: the error journaled -> frames renamed into failed/NAME with error.txt -> 'failed'
+- recover, at start: temporary outputs deleted; 'claiming' jobs finish their moves; a 'running' job whose
+  outputs all exist is archived as done (the crash came after its last rename); others run again, under
+  the output names they had, so nothing is written twice.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+from bridge.config import WatchConfig
+from bridge.inbox import ReadyStack
+from bridge.journal import Job, Journal
+from bridge.stacking import stack_to_file
+from engine.frames import FrameError
+from engine.pipeline import METHODS, StackOptions
+
+log = logging.getLogger("focusdrop")
+
+FORMAT_SUFFIXES = {"psd": [".psd"], "tif": [".tif"], "both": [".psd", ".tif"]}
+MANIFEST_OPTIONS = {"name", "frames", "method", "format", "pyramid_layer", "skip_unaligned", "reference",
+                    "created_by", "source"}
+
+
+class Workspace:
+    """The folders and journal of one hot folder: In/.focusdrop/{jobs/, journal.sqlite}, In/done, In/failed."""
+
+    def __init__(self, inbox: Path, out: Path):
+        self.inbox, self.out = inbox, out
+        self.state = inbox / ".focusdrop"
+        self.jobs, self.done, self.failed = self.state / "jobs", inbox / "done", inbox / "failed"
+        for folder in (self.jobs, self.done, self.failed, out):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.journal = Journal(self.state / "journal.sqlite")
+        self.names = threading.Lock()  # output and archive names are chosen one job at a time
+
+
+def safe_name(name: str) -> str:
+    """A stack name usable as a file name."""
+    cleaned = re.sub(r'[\x00-\x1f/\\:*?"<>|]', "_", name).strip(" .")
+    return cleaned or "stack"
+
+
+def _free_stem(folder: Path, name: str, suffixes: list[str], taken: set[str]) -> str:
+    """NAME, else NAME-2, NAME-3, ...: the first for which no ``folder/stem+suffix`` exists or is taken."""
+    n = 1
+    while True:
+        stem = name if n == 1 else f"{name}-{n}"
+        candidates = [str(folder / (stem + s)) for s in suffixes]
+        if not any(Path(c).exists() or c in taken for c in candidates):
+            return stem
+        n += 1
+
+
+def claim(ws: Workspace, stack: ReadyStack) -> Job:
+    """Move a ready stack's frames out of the hot folder into its own work folder; journal it."""
+    if stack.folder is not None:
+        sources = [str(stack.folder)]
+        frames = [p.name for p in stack.frames]
+    else:
+        sources = [str(p) for p in stack.frames + stack.sidecars]
+        frames = [p.name for p in stack.frames]
+    options = stack.manifest if isinstance(stack.manifest, dict) else {"manifest_error": stack.manifest}
+    job = ws.journal.add(safe_name(stack.name), lambda job_id: ws.jobs / f"{job_id:06d}", frames, options,
+                         sources)
+    _move_in(job)
+    log.info("stack formed: %s, %d frames (%s)", job.name, len(frames), stack.how)
+    return ws.journal.update(job.id, state="waiting")
+
+
+def _move_in(job: Job) -> None:
+    if len(job.sources) == 1 and Path(job.sources[0]).is_dir():
+        if not job.folder.exists():
+            os.rename(job.sources[0], job.folder)
+        return
+    job.folder.mkdir(exist_ok=True)
+    for source in map(Path, job.sources):
+        if source.exists() and not (job.folder / source.name).exists():
+            os.rename(source, job.folder / source.name)
+
+
+def stack_options(job: Job, config: WatchConfig) -> tuple[StackOptions, list[str]]:
+    """The job's stacking options and output suffixes: the config's, as its manifest amends them."""
+    manifest = job.options
+    if "manifest_error" in manifest:
+        raise ValueError(manifest["manifest_error"])
+    unknown = set(manifest) - MANIFEST_OPTIONS
+    if unknown:
+        raise ValueError(f"manifest.json: unknown option {sorted(unknown)[0]!r}")
+    method = manifest.get("method", config.method)
+    fmt = manifest.get("format", config.format)
+    if method not in METHODS or fmt not in FORMAT_SUFFIXES:
+        raise ValueError(f"manifest.json: method must be one of {', '.join(METHODS)} and format one of "
+                         f"{', '.join(FORMAT_SUFFIXES)}")
+    if method == "pyramid" and fmt != "tif":
+        raise ValueError("manifest.json: the pyramid method gives a flat result only: use \"format\": \"tif\"")
+    options = StackOptions(method=method, reference=manifest.get("reference"),
+                           skip_unaligned=bool(manifest.get("skip_unaligned", False)),
+                           also_pyramid=bool(manifest.get("pyramid_layer", False)))
+    return options, FORMAT_SUFFIXES[fmt]
+
+
+def run_job(ws: Workspace, job: Job, config: WatchConfig) -> Job:
+    """Stack a waiting job into the output folder, archive its frames; a failure goes to failed/."""
+    try:
+        options, suffixes = stack_options(job, config)
+        with ws.names:
+            if not job.outputs:  # a job run again after a crash keeps the names it had
+                taken = {o for other in ws.journal.jobs("running") for o in other.outputs}
+                stem = _free_stem(ws.out, job.name, suffixes, taken)
+                job = ws.journal.update(job.id, outputs=[str(ws.out / (stem + s)) for s in suffixes])
+            job = ws.journal.update(job.id, state="running", started=time.time())
+        log.info("started: %s (%d frames)", job.name, len(job.frames))
+        started = time.perf_counter()
+        _, written = stack_to_file([job.folder / f for f in job.frames], [Path(o) for o in job.outputs],
+                                   options, report_path=job.folder / "report.json")
+        if [str(p) for p in written] != job.outputs:
+            job = ws.journal.update(job.id, outputs=[str(p) for p in written])
+        archive = _archive(ws, job, ws.done)
+        log.info("finished: %s in %.1f s -> %s (frames in %s)", job.name, time.perf_counter() - started,
+                 ", ".join(job.outputs), archive)
+        return ws.journal.update(job.id, state="done", finished=time.time())
+    except Exception as e:  # any failure fails this stack alone; the service goes on
+        return fail(ws, job, e)
+
+
+def _archive(ws: Workspace, job: Job, where: Path) -> Path:
+    with ws.names:
+        target = where / _free_stem(where, job.name, [""], set())
+        ws.journal.update(job.id, archive=str(target))
+    if job.folder.exists():
+        os.rename(job.folder, target)
+    return target
+
+
+def _advice(error: Exception) -> str:
+    text = str(error)
+    if "cannot be aligned" in text:
+        return ("Check that every frame shows the same subject. Remove the frame named above (or add "
+                "\"skip_unaligned\": true to a manifest.json), then move this folder back into the hot folder.")
+    if isinstance(error, FrameError):
+        return ("Re-export the frame named above from Lightroom (or remove it), then move this folder back "
+                "into the hot folder.")
+    if isinstance(error, ValueError):
+        return "Correct what is named above, then move this folder back into the hot folder."
+    return ("This is not a problem with the frames as far as FocusDrop can tell. Move this folder back into "
+            "the hot folder to try again; if it fails again, send this file to FocusDrop's developers.")
+
+
+def fail(ws: Workspace, job: Job, error: Exception) -> Job:
+    """Send a job's frames to failed/NAME with an error.txt that says what went wrong and what to do."""
+    message = str(error) or type(error).__name__
+    job = ws.journal.update(job.id, error=message)
+    target = Path(job.archive) if job.archive and not job.folder.exists() else _archive(ws, job, ws.failed)
+    (target / "error.txt").write_text(
+        f"FocusDrop could not stack {job.name}.\n\nWhat went wrong: {message}\n\nWhat to do: {_advice(error)}\n\n"
+        f"The frames in this folder are untouched.\n", encoding="utf-8")
+    log.error("failed: %s: %s (frames in %s)", job.name, message, target)
+    return ws.journal.update(job.id, state="failed", finished=time.time())
+
+
+def recover(ws: Workspace) -> None:
+    """Bring the journal and the folders back in step after a crash or a kill (see the module's text)."""
+    for leftover in ws.out.glob(".*.partial"):
+        leftover.unlink(missing_ok=True)
+        log.info("removed an unfinished output: %s", leftover.name)
+    for job in ws.journal.jobs("claiming"):
+        _move_in(job)
+        ws.journal.update(job.id, state="waiting")
+    for job in ws.journal.jobs("running"):
+        if job.archive and not job.folder.exists():
+            failed = Path(job.archive).parent == ws.failed
+            if failed and not (Path(job.archive) / "error.txt").exists():
+                fail(ws, job, RuntimeError(job.error or "interrupted"))
+            else:
+                ws.journal.update(job.id, state="failed" if failed else "done", finished=time.time())
+        elif job.outputs and all(Path(o).exists() for o in job.outputs) and job.error is None:
+            _archive(ws, job, ws.done)
+            ws.journal.update(job.id, state="done", finished=time.time())
+            log.info("recovered: %s had finished before the interruption", job.name)
+        else:
+            ws.journal.update(job.id, state="waiting", archive=None)
+            log.info("recovered: %s was interrupted; it runs again", job.name)

@@ -1,0 +1,101 @@
+"""The job journal: one SQLite file in ``In/.focusdrop/`` that outlives a kill -9.
+
+Every step of a job's life is one committed statement, so after a crash the journal says how far each
+job got: claiming (its frames are being moved out of the hot folder), waiting, running (its output names
+are chosen and recorded before any byte is written), done, failed.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+STATES = ("claiming", "waiting", "running", "done", "failed")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One stack. folder: where its frames live while it waits and runs; frames: file names in focus
+    order; options: what the manifest asked for; sources: where the frames came from (for a claim to
+    finish after a crash); outputs: result paths chosen when it started; archive: where its frames went."""
+
+    id: int
+    name: str
+    state: str
+    folder: Path
+    frames: list[str]
+    options: dict
+    sources: list[str]
+    outputs: list[str]
+    archive: str | None
+    error: str | None
+    created: float
+    started: float | None
+    finished: float | None
+
+
+_COLUMNS = ("id", "name", "state", "folder", "frames", "options", "sources", "outputs", "archive", "error",
+            "created", "started", "finished")
+_JSON = ("frames", "options", "sources", "outputs")
+
+
+class Journal:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, name TEXT, state TEXT, folder TEXT,"
+                " frames TEXT, options TEXT, sources TEXT, outputs TEXT DEFAULT '[]', archive TEXT, error TEXT,"
+                " created REAL, started REAL, finished REAL)")
+
+    def add(self, name: str, folder_of, frames: list[str], options: dict, sources: list[str]) -> Job:
+        """Record a new job in state 'claiming'; ``folder_of(id)`` names its work folder."""
+        with self._lock:
+            cursor = self._db.execute(
+                "INSERT INTO jobs (name, state, frames, options, sources, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, "claiming", json.dumps(frames), json.dumps(options), json.dumps(sources), time.time()))
+            job_id = cursor.lastrowid
+            self._db.execute("UPDATE jobs SET folder = ? WHERE id = ?", (str(folder_of(job_id)), job_id))
+        return self.get(job_id)
+
+    def update(self, job_id: int, **values) -> Job:
+        """Change some fields of a job in one committed statement."""
+        assignments = ", ".join(f"{k} = ?" for k in values)
+        encoded = [json.dumps(v) if k in _JSON else str(v) if isinstance(v, Path) else v
+                   for k, v in values.items()]
+        with self._lock:
+            self._db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encoded, job_id))
+        return self.get(job_id)
+
+    def get(self, job_id: int) -> Job:
+        return self._select("WHERE id = ?", (job_id,))[0]
+
+    def jobs(self, *states: str) -> list[Job]:
+        """Jobs in the given states (all when none given), oldest first."""
+        if not states:
+            return self._select("ORDER BY id", ())
+        marks = ", ".join("?" * len(states))
+        return self._select(f"WHERE state IN ({marks}) ORDER BY id", states)
+
+    def _select(self, where: str, args: tuple) -> list[Job]:
+        with self._lock:
+            rows = self._db.execute(f"SELECT {', '.join(_COLUMNS)} FROM jobs {where}", args).fetchall()
+        jobs = []
+        for row in rows:
+            values = dict(zip(_COLUMNS, row))
+            for key in _JSON:
+                values[key] = json.loads(values[key] or "[]")
+            values["folder"] = Path(values["folder"] or "")
+            jobs.append(Job(**values))
+        return jobs
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -1,0 +1,98 @@
+"""``focusdrop watch``: the hot-folder service.
+
+watchdog's observer (or its polling observer, for SMB/NFS shares, where events get lost) wakes the loop
+as soon as something changes in the hot folder; a rescan every few seconds is the safety net for events
+lost on network shares and while the service was down. Each pass of the loop claims the stacks the inbox
+says are ready and hands waiting jobs, oldest first, to up to ``workers`` threads. A first SIGINT or
+SIGTERM stops taking new stacks and lets running ones finish; a second one leaves at once, and the
+interrupted stacks run again at the next start.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from watchdog.events import DirMovedEvent, FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.polling import PollingObserver
+
+from bridge.config import WatchConfig
+from bridge.inbox import PARTIAL, Inbox
+from bridge.jobs import Workspace, claim, recover, run_job
+
+log = logging.getLogger("focusdrop")
+
+
+class _Wake(FileSystemEventHandler):
+    def __init__(self, service: "Service"):
+        self.service = service
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        if isinstance(event, DirMovedEvent) and str(event.src_path).endswith(PARTIAL):
+            self.service.inbox.renamed_from_partial(Path(os.fsdecode(event.dest_path)))
+        self.service.wake.set()
+
+
+class Service:
+    """One hot folder being watched. ``run`` blocks until ``stop`` (or a signal) ends it."""
+
+    def __init__(self, config: WatchConfig):
+        self.config = config
+        self.workspace = Workspace(config.inbox, config.out)
+        self.inbox = Inbox(config.inbox, config.quiet, config.gap)
+        self.wake = threading.Event()
+        self._stopping = threading.Event()
+        self._running: dict[int, Future] = {}
+
+    def stop(self) -> None:
+        """Take no new stacks; ``run`` returns once the running ones are finished."""
+        self._stopping.set()
+        self.wake.set()
+
+    def _on_signal(self, signum: int, frame) -> None:
+        if self._stopping.is_set():
+            log.warning("stopping now; %d interrupted stack(s) will run again at the next start",
+                        len(self._running))
+            os._exit(1)
+        log.info("stopping after the running stack(s) finish (signal again to stop at once)")
+        self.stop()
+
+    def run(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, self._on_signal)
+            signal.signal(signal.SIGTERM, self._on_signal)
+        recover(self.workspace)
+        observer = PollingObserver(timeout=self.config.rescan) if self.config.polling else Observer()
+        observer.schedule(_Wake(self), str(self.config.inbox), recursive=False)
+        observer.start()
+        log.info("watching %s (results to %s; quiet %g s, gap %g s, %s, %d worker(s))", self.config.inbox,
+                 self.config.out, self.config.quiet, self.config.gap, self.config.format, self.config.workers)
+        try:
+            with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
+                while not self._stopping.is_set():
+                    self._pass(pool)
+                    self.wake.wait(self.config.rescan)
+                    self.wake.clear()
+                for future in list(self._running.values()):
+                    future.result()
+        finally:
+            observer.stop()
+            observer.join()
+            self.workspace.journal.close()
+        log.info("stopped")
+
+    def _pass(self, pool: ThreadPoolExecutor) -> None:
+        for stack in self.inbox.scan():
+            claim(self.workspace, stack)
+        self._running = {i: f for i, f in self._running.items() if not f.done()}
+        for job in self.workspace.journal.jobs("waiting"):
+            if len(self._running) >= self.config.workers:
+                break
+            if job.id not in self._running:
+                future = pool.submit(run_job, self.workspace, job, self.config)
+                future.add_done_callback(lambda _: self.wake.set())
+                self._running[job.id] = future
