@@ -58,7 +58,8 @@ def run_watch(args: argparse.Namespace) -> int:
                  "polling": args.polling or None}
     config = load_config(Path(args.config) if args.config else None, overrides)
     logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(asctime)s focusdrop: %(message)s"))
-    logging.getLogger("focusdrop").setLevel(logging.INFO)
+    if not args.verbose:
+        logging.getLogger("focusdrop").setLevel(logging.INFO)
     Service(config).run()
     return 0
 
@@ -138,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(format="focusdrop: %(message)s", level=logging.INFO if args.verbose else logging.WARNING)
+    logging.basicConfig(format="focusdrop: %(message)s", level=logging.WARNING)
+    logging.getLogger("focusdrop").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         return args.run(args)
     except (FrameError, ValueError) as e:

@@ -14,11 +14,12 @@ from engine.frames import natural_key
 
 @dataclass(frozen=True)
 class LooseFrame:
-    """A settled frame in the hot folder. captured: seconds (EXIF, else file time); size: (width, height)."""
+    """A settled frame in the hot folder. captured: seconds (EXIF, else file time); size: (width, height),
+    None for a file whose header does not open (it joins its neighbours in time, and fails their stack)."""
 
     path: Path
     captured: float
-    size: tuple[int, int]
+    size: tuple[int, int] | None
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def split_bursts(frames: list[LooseFrame], gap: float) -> list[Burst]:
         if current:
             jump = frame.captured - current[-1].captured
             reason = None
-            if frame.size != current[-1].size:
+            if frame.size and current[-1].size and frame.size != current[-1].size:
                 reason = (f"image size changes to {frame.size[0]}x{frame.size[1]} at {frame.path.name}")
             elif jump > gap:
                 reason = f"capture time jumps {jump:.0f} s before {frame.path.name}"

@@ -208,10 +208,10 @@ def _log_alignment(alignment: Alignment) -> None:
         dx, dy = (geometry.apply(matrix, centre) - centre)[0]
         scale, angle = geometry.scale_and_angle(matrix)
         gains = " ".join(f"{g:.3f}" for g in gain)
-        log.info("%s: shift %+.2f %+.2f px, scale %.4f, rotation %+.3f deg, gain %s, %d matches",
+        log.debug("%s: shift %+.2f %+.2f px, scale %.4f, rotation %+.3f deg, gain %s, %d matches",
                  info.path.name, dx, dy, scale, angle, gains, count)
     x0, y0, x1, y1 = alignment.box
-    log.info("reference %s; output area %dx%d at (%d, %d)", alignment.frames[alignment.reference].path.name,
+    log.debug("reference %s; output area %dx%d at (%d, %d)", alignment.frames[alignment.reference].path.name,
              x1 - x0, y1 - y0, x0, y0)
 
 
