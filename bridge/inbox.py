@@ -57,10 +57,13 @@ def _is_image(path: Path) -> bool:
 
 
 class Inbox:
-    """The hot folder ``root``; quiet and gap in seconds; clock: monotonic seconds (tests may replace it)."""
+    """The hot folder ``root``; quiet and gap in seconds; clock: monotonic seconds (tests may replace it);
+    ignore: more folder names to leave alone (the output folder, when it lies inside the hot folder)."""
 
-    def __init__(self, root: Path, quiet: float, gap: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, root: Path, quiet: float, gap: float, clock: Callable[[], float] = time.monotonic,
+                 ignore: tuple[str, ...] = ()):
         self.root = root
+        self.ignore = RESERVED | set(ignore)  # folder names that are never job folders
         self.quiet, self.gap, self.clock = quiet, gap, clock
         self._seen: dict[Path, _Seen] = {}
         self._renamed: set[Path] = set()
@@ -77,7 +80,7 @@ class Inbox:
             for entry in entries:
                 path = Path(entry.path)
                 if entry.is_dir(follow_symlinks=False):
-                    if not (entry.name.startswith(".") or entry.name in RESERVED or entry.name.endswith(PARTIAL)):
+                    if not (entry.name.startswith(".") or entry.name in self.ignore or entry.name.endswith(PARTIAL)):
                         folders.append(path)
                 elif _is_image(path):
                     loose.append(path)

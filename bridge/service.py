@@ -43,7 +43,8 @@ class Service:
     def __init__(self, config: WatchConfig):
         self.config = config
         self.workspace = Workspace(config.inbox, config.out)
-        self.inbox = Inbox(config.inbox, config.quiet, config.gap)
+        inside = (config.out.name,) if config.out.parent == config.inbox else ()
+        self.inbox = Inbox(config.inbox, config.quiet, config.gap, ignore=inside)
         self.wake = threading.Event()
         self._stopping = threading.Event()
         self._running: dict[int, Future] = {}
@@ -87,7 +88,10 @@ class Service:
 
     def _pass(self, pool: ThreadPoolExecutor) -> None:
         for stack in self.inbox.scan():
-            claim(self.workspace, stack)
+            try:
+                claim(self.workspace, stack)
+            except OSError as e:  # a frame that cannot be moved (permissions): say so, keep watching
+                log.error("could not take stack %s out of the hot folder: %s", stack.name, e)
         self._running = {i: f for i, f in self._running.items() if not f.done()}
         for job in self.workspace.journal.jobs("waiting"):
             if len(self._running) >= self.config.workers:
