@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from engine import geometry
-from engine.align import AlignmentError, FrameKey, chain_to_reference, frame_key, register_pair
+from engine.align import AlignmentError, FrameKey, chain_to_reference, featureless, frame_key, register_pair
 from engine.crop import NoCommonArea, common_area
 from engine.depthmap import DepthmapFusion
 from engine.exposure import exposure_gains, thumbnail, thumbnail_factor
@@ -111,6 +111,8 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
     """Align and fuse a focus bracket given in focus order. Raises FrameError for any bad frame."""
     if options.method not in METHODS:
         raise ValueError(f"unknown method {options.method!r}; choose one of {', '.join(METHODS)}")
+    if options.reference is not None and not 0 <= options.reference < len(paths):
+        raise ValueError(f"reference frame {options.reference} is outside the stack of {len(paths)} frames")
     timings = Timings()
     with timings("probe"):
         infos = [probe_frame(p) for p in paths]
@@ -148,34 +150,24 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
     previous = None
     described = ordered_map(partial(_describe, thumb_factor=thumb_factor, timings=timings), infos)
     for i, (info, (key, thumb)) in enumerate(zip(infos, described)):
+        progress("align", i + 1, len(infos))
         count = 0
-        if previous is not None:
+        if kept:
             with timings("register"):
                 try:
                     step, count = register_pair(key, previous)
+                    steps.append(step)
                 except AlignmentError as e:
-                    problem = (f"cannot be aligned to {kept[-1].path.name}: {e}; "
-                               f"is it the same subject, or blurred beyond recognition?")
-                    if not options.skip_unaligned:
-                        raise FrameError(info.path, problem) from None
-                    if len(kept) > 1:
-                        log.warning("skipped %s: %s", info.path.name, problem)
+                    if _leave_out(info, key, kept, previous, e, options) == "this":
                         skipped.append(info)
-                        progress("align", i + 1, len(infos))
                         continue
-                    log.warning("skipped %s: %s", kept[0].path.name,
-                                f"cannot be aligned to {info.path.name}: {e}")
                     skipped.append(kept.pop())
                     thumbs.pop()
                     matches.pop()
-                    count = 0
-            if count:
-                steps.append(step)
         kept.append(info)
         thumbs.append(thumb)
         matches.append(count)
         previous = key
-        progress("align", i + 1, len(infos))
     check_stack(kept)
     reference = _reference_index(infos, kept, options.reference)
     to_ref = chain_to_reference(steps, reference)
@@ -190,11 +182,33 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
     return alignment
 
 
+def _leave_out(info: FrameInfo, key: FrameKey, kept: list[FrameInfo], previous: FrameKey,
+               error: AlignmentError, options: StackOptions) -> str:
+    """Which frame to leave out when ``info`` does not register to the last kept frame: "this" one, or
+    the "previous" (only ever the first frame: a blank or hopelessly blurred start of the bracket).
+    Raises FrameError when the stack should fail instead."""
+    if featureless(key):
+        log.warning("skipped %s: blurred past recognition (%d features) and unlike %s; it has no detail to add",
+                    info.path.name, len(key.points), kept[-1].path.name)
+        return "this"
+    if len(kept) == 1 and featureless(previous):
+        log.warning("skipped %s: blurred past recognition and unlike %s; it has no detail to add",
+                    kept[0].path.name, info.path.name)
+        return "previous"
+    problem = (f"cannot be aligned to {kept[-1].path.name}: {error}; is it the same subject, or blurred "
+               f"beyond recognition?")
+    if not options.skip_unaligned:
+        raise FrameError(info.path, problem)
+    if len(kept) == 1:
+        log.warning("skipped %s: %s cannot be aligned to it (%s)", kept[0].path.name, info.path.name, error)
+        return "previous"
+    log.warning("skipped %s: %s", info.path.name, problem)
+    return "this"
+
+
 def _reference_index(infos: list[FrameInfo], kept: list[FrameInfo], wanted: int | None) -> int:
     if wanted is None:
         return len(kept) // 2
-    if not 0 <= wanted < len(infos):
-        raise ValueError(f"reference frame {wanted} is outside the stack of {len(infos)} frames")
     if infos[wanted] not in kept:
         raise FrameError(infos[wanted].path, "was chosen as the reference but could not be aligned")
     return kept.index(infos[wanted])

@@ -7,6 +7,7 @@ what the pipeline gave when they were set: depthmap 36.45 dB (reversed 36.44, --
 """
 import json
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -197,3 +198,19 @@ def test_skip_unaligned_leaves_the_foreign_frame_out(tmp_path, standard_bracket)
     assert [f["file"] for f in report["frames"]] == ["frame_01.tif", "frame_02.tif", "frame_04.tif",
                                                        "frame_05.tif"]
     assert output.exists()
+
+
+def test_a_frame_blurred_past_recognition_is_aligned_by_correlation(tmp_path, standard_bracket):
+    """Brackets often start before the subject: a first frame that is all blur must not fail the stack."""
+    frames = _copy_frames(standard_bracket, tmp_path / "in", count=5)
+    linear = to_unit(tifffile.imread(frames[0])) ** 2.2
+    blurred = cv2.GaussianBlur(linear, (0, 0), 30) ** (1 / 2.2)  # a lens blurs linear light
+    tifffile.imwrite(frames[0].with_name("frame_00.tif"), np.round(blurred * 65535).astype(np.uint16))
+    output, report = _stack(tmp_path, [tmp_path / "in"])
+    assert report["skipped"] == [] and report["frames"][0]["file"] == "frame_00.tif"
+    assert report["frames"][1]["matches"] == 0  # frame_01 was registered to it by ECC alone
+    # frame_00 is frame_01 blurred: the two land on the same place, within 2 px (measured 1.0 px), which is
+    # nothing beside a 30 px blur; a wrong-scene frame would be refused (test_frame_that_cannot_be_aligned)
+    blurred_to_ref, sharp_to_ref = (np.array(report["frames"][k]["to_reference"] + [[0, 0, 1]]) for k in (0, 1))
+    corners = geometry.corners(STANDARD.width, STANDARD.height)
+    assert np.abs(geometry.apply(blurred_to_ref, corners) - geometry.apply(sharp_to_ref, corners)).max() < 2.0
