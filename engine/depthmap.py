@@ -6,7 +6,9 @@ Soft weights beat a hard arg-max by 1.3-2.3 dB in the shared/notes calibration: 
 little in blur, and blending the 2-4 sharpest averages out noise. On this project's synthetic brackets
 (9 and 15 frames, noise 0.3 % and 1 %) p = 8 beat p = 4 by 0.2-0.8 dB and p = 2 by 1-2 dB. The floor
 (10 ** (-30 / p)) keeps p-th powers out of float32's denormal range; where every frame is flatter than
-that, all frames weigh the same.
+that, all frames weigh the same. Should a later frame be over 1000 times sharper than S (the first frame
+was all blur), S grows to that frame's peak and the sums so far shrink by the same factor to the p: the
+p-th powers stay far from float32's overflow, and every weight keeps its ratio to the others.
 
 Each ``add`` also returns that frame's layer mask w_k / (w_1 + ... + w_k): stacking the frames bottom-up
 in a layered document, each over the ones before it through its mask, reproduces the fused image.
@@ -16,6 +18,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+
+
+MAX_RATIO = 1000.0  # focus / S beyond which S is raised: 1000 ** 8 is far below float32's 3e38
 
 
 class DepthmapFusion:
@@ -48,6 +53,13 @@ class DepthmapFusion:
         np.maximum(self._best, focus, out=self._best)
         weight = focus
         weight *= 1.0 / self._scale
+        peak = float(weight.max())
+        if peak > MAX_RATIO:
+            weight *= 1.0 / peak
+            self._scale = np.float32(self._scale * peak)
+            shrink = np.float32(peak ** -float(self.power))
+            self._weight *= shrink
+            self._sum *= shrink
         weight += self._floor
         if self.power in (2, 4, 8, 16):  # repeated squaring: 10x faster than np.power
             for _ in range(int(self.power).bit_length() - 1):

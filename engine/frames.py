@@ -7,7 +7,6 @@ is raised as ``FrameError`` with the file name and one line a photographer can a
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -141,23 +140,18 @@ def read_frame(info: FrameInfo) -> np.ndarray:
     path = info.path
     kind = _kind(path)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")  # tifffile warns instead of failing on some damage
-            if kind == "tiff":
-                pixels = tifffile.imread(path, key=0, maxworkers=1)
-                if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[2] not in (3, 4):
-                    pixels = np.moveaxis(pixels, 0, -1)  # planar TIFF
-            elif kind == "jpeg":
-                with Image.open(path) as im:
-                    im = ImageOps.exif_transpose(im)
-                    pixels = np.asarray(im.convert("L" if info.shape[2] == 1 else "RGB"))
-            else:
-                pixels = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
-                if pixels is None:
-                    raise ValueError("truncated or corrupt PNG data")
-                if pixels.ndim == 3:
-                    pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB if pixels.shape[2] == 4
-                                          else cv2.COLOR_BGR2RGB)
+        if kind == "tiff":
+            pixels = _read_tiff(path)
+        elif kind == "jpeg":
+            with Image.open(path) as im:
+                im = ImageOps.exif_transpose(im)
+                pixels = np.asarray(im.convert("L" if info.shape[2] == 1 else "RGB"))
+        else:
+            pixels = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
+            if pixels is None:
+                raise ValueError("truncated or corrupt PNG data")
+            if pixels.ndim == 3:
+                pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     except Exception as e:
         raise FrameError(path, f"truncated or corrupt image data ({_reason(e)})") from None
     if pixels.ndim == 2:
@@ -188,6 +182,14 @@ def capture_time(path: Path) -> float | None:
         return None
     fraction = f"0.{str(subsec).strip()}" if subsec and str(subsec).strip().isdigit() else "0"
     return seconds.timestamp() + float(fraction)
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """The first page's pixels as (H, W[, C]); planar files turned to interleaved."""
+    pixels = tifffile.imread(path, key=0, maxworkers=1)
+    if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[2] not in (3, 4):
+        pixels = np.moveaxis(pixels, 0, -1)
+    return pixels
 
 
 def check_stack(infos: list[FrameInfo]) -> None:

@@ -70,3 +70,17 @@ def test_pyramid_fusion_keeps_the_detail_of_each_half():
     fusion.add(b)
     inner = (slice(16, -16), np.r_[16:112, 144:240])
     assert np.abs(fusion.result() - sharp)[inner].mean() < 0.25 * np.abs(blurred - sharp)[inner].mean()
+
+
+def test_a_blurred_first_frame_does_not_overflow_the_weights():
+    """The focus scale is set by the first frame; a frame a million times sharper must not reach inf."""
+    rng = np.random.default_rng(4)
+    images = _frames(rng, n=3, shape=(20, 30, 3))
+    focus = [np.full((20, 30), 1e-9, np.float32), np.full((20, 30), 1e-3, np.float32),
+             np.full((20, 30), 2e-9, np.float32)]
+    fusion = DepthmapFusion(images[0].shape)
+    masks = [fusion.add(image, f.copy(), k) for k, (image, f) in enumerate(zip(images, focus))]
+    result = fusion.result()
+    assert np.isfinite(result).all() and np.abs(result - images[1]).max() < 1e-4
+    assert np.allclose(masks[1], 1.0) and masks[2].max() < 1e-4
+    assert (fusion.depth() == 1).all()
