@@ -13,6 +13,7 @@ import pytest
 import tifffile
 from psd_tools import PSDImage
 
+from bridge.journal import Journal
 from bridge.samples import write_bracket
 from engine.synthetic import BracketSpec
 
@@ -177,3 +178,15 @@ def test_sigterm_lets_the_running_stack_finish(tmp_path, large):
         assert process.wait(120) == 0
     assert files(tmp_path / "Out") == ["t_01.psd"] and files(tmp_path / "In" / "done") == ["t_01"]
     assert "stopping after the running stack(s) finish" in log.read_text()
+
+
+def test_two_workers_take_two_job_folders_at_once(tmp_path, small):
+    with watching(tmp_path, "--workers", "2", "--format", "tif") as (_, log):
+        for name in ("one", "two"):
+            drop(tmp_path / "In" / f"{name}.partial", small, name)
+        for name in ("one", "two"):
+            (tmp_path / "In" / f"{name}.partial").rename(tmp_path / "In" / name)
+        wait_for(lambda: files(tmp_path / "In" / "done") == ["one", "two"], 60, log)
+    assert files(tmp_path / "Out") == ["one.tif", "two.tif"]
+    one, two = Journal(tmp_path / "In" / ".focusdrop" / "journal.sqlite").jobs("done")
+    assert one.started < two.finished and two.started < one.finished  # they ran at the same time
