@@ -163,6 +163,7 @@ def fail(ws: Workspace, job: Job, error: Exception) -> Job:
     message = str(error) or type(error).__name__
     job = ws.journal.update(job.id, error=message)
     target = Path(job.archive) if job.archive and not job.folder.exists() else _archive(ws, job, ws.failed)
+    target.mkdir(parents=True, exist_ok=True)  # a job whose frames never arrived still gets its error.txt
     (target / "error.txt").write_text(
         f"FocusDrop could not stack {job.name}.\n\nWhat went wrong: {message}\n\nWhat to do: {_advice(error)}\n\n"
         f"The frames in this folder are untouched.\n", encoding="utf-8")
