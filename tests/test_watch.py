@@ -16,6 +16,7 @@ from psd_tools import PSDImage
 from bridge.journal import Journal
 from bridge.samples import write_bracket
 from engine.synthetic import BracketSpec
+from gimp import open_in_gimp
 
 QUIET = "1.5"
 
@@ -84,6 +85,8 @@ def test_two_loose_brackets_with_a_capture_gap_become_two_stacks(tmp_path, small
     assert "stack formed: b_01, 5 frames (no new frame for 1.5 s)" in text
     assert "finished: b_01" in text and "frame arrived: b_05.tif (480x320, 16-bit)" in text
     assert len(PSDImage.open(tmp_path / "Out" / "a_01.psd")) == 5
+    view = open_in_gimp(tmp_path / "Out" / "b_01.psd", tmp_path / "gimp")
+    assert [name for name, _, has_mask in view.layers if has_mask] == [f"b_{k:02d}" for k in range(5, 0, -1)]
     status = subprocess.run([sys.executable, "-m", "bridge.cli", "status", str(tmp_path / "In")],
                             capture_output=True, text=True)
     assert status.stdout.splitlines()[0] == "waiting: 0  running: 0  done: 2  failed: 0"
@@ -168,6 +171,7 @@ def test_kill_9_while_stacking_then_restart_finishes_exactly_once(tmp_path, larg
     assert files(tmp_path / "In" / ".focusdrop" / "jobs") == []
     assert files(tmp_path / "In") == [".focusdrop", "done", "failed"]
     assert len(PSDImage.open(tmp_path / "Out" / "k_01.psd")) == 8
+    assert len(open_in_gimp(tmp_path / "Out" / "k_01.psd", tmp_path / "gimp").layers) == 8
 
 
 def test_sigterm_lets_the_running_stack_finish(tmp_path, large):
@@ -190,3 +194,10 @@ def test_two_workers_take_two_job_folders_at_once(tmp_path, small):
     assert files(tmp_path / "Out") == ["one.tif", "two.tif"]
     one, two = Journal(tmp_path / "In" / ".focusdrop" / "journal.sqlite").jobs("done")
     assert one.started < two.finished and two.started < one.finished  # they ran at the same time
+
+
+def test_the_polling_observer_for_network_shares(tmp_path, small):
+    with watching(tmp_path, "--polling", "--format", "tif") as (_, log):
+        drop(tmp_path / "In", small, "p")
+        wait_for(lambda: files(tmp_path / "In" / "done") == ["p_01"], 60, log)
+    assert files(tmp_path / "Out") == ["p_01.tif"]
