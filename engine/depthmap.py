@@ -4,9 +4,15 @@ Every frame k gets the weight w_k = (F_k / S + floor) ** p at each pixel, F_k it
 fixed by the first frame (its 99.9th percentile), p = 8 by default; the output is sum(w_k I_k) / sum(w_k).
 Soft weights beat a hard arg-max by 1.3-2.3 dB in the shared/notes calibration: neighbouring frames differ
 little in blur, and blending the 2-4 sharpest averages out noise. On this project's synthetic brackets
-(9 and 15 frames, noise 0.3 % and 1 %) p = 8 beat p = 4 by 0.2-0.8 dB and p = 2 by 1-2 dB. The floor
-(10 ** (-30 / p)) keeps p-th powers out of float32's denormal range; where every frame is flatter than
-that, all frames weigh the same. Should a later frame be over 1000 times sharper than S (the first frame
+(9 and 15 frames, noise 0.3 % and 1 %) p = 8 beat p = 4 by 0.2-0.8 dB and p = 2 by 1-2 dB.
+
+The floor is the focus a frame needs to be chosen over the others: 50 times the first frame's 10th
+percentile (where a product shot has plain background, that is sensor noise), at most 5 % of S, at least
+10 ** (-30 / p) (which keeps p-th powers out of float32's denormal range). Where every frame is flatter
+than the floor, all frames weigh the same: plain background is averaged, not picked pixel by pixel from
+whichever frame's noise is strongest. Measured: the layer masks of the shared ring bracket 4.6 times
+smoother (mean step between neighbouring mask pixels 0.052 -> 0.011), the beetle's 2.7 times, synthetic
+PSNR unchanged (-0.01 dB). Should a later frame be over 1000 times sharper than S (the first frame
 was all blur), S grows to that frame's peak and the sums so far shrink by the same factor to the p: the
 p-th powers stay far from float32's overflow, and every weight keeps its ratio to the others.
 
@@ -18,8 +24,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-
+NOISE_PERCENTILE, NOISE_FACTOR, MAX_FLOOR = 10.0, 50.0, 0.05
 MAX_RATIO = 1000.0  # focus / S beyond which S is raised: 1000 ** 8 is far below float32's 3e38
 
 
@@ -48,7 +53,9 @@ class DepthmapFusion:
         float32 in [0, 1]. ``focus`` is consumed (overwritten).
         """
         if self._scale is None:
-            self._scale = np.float32(max(np.percentile(focus[::4, ::4], 99.9), 1e-12))
+            noise, high = np.percentile(focus[::4, ::4], (NOISE_PERCENTILE, 99.9))
+            self._scale = np.float32(max(high, 1e-12))
+            self._floor = np.float32(max(self._floor, min(NOISE_FACTOR * noise / self._scale, MAX_FLOOR)))
         np.copyto(self._depth, np.uint16(index), where=focus > self._best)
         np.maximum(self._best, focus, out=self._best)
         weight = focus

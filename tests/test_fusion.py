@@ -84,3 +84,21 @@ def test_a_blurred_first_frame_does_not_overflow_the_weights():
     assert np.isfinite(result).all() and np.abs(result - images[1]).max() < 1e-4
     assert np.allclose(masks[1], 1.0) and masks[2].max() < 1e-4
     assert (fusion.depth() == 1).all()
+
+
+def test_plain_background_is_averaged_not_picked_from_noise():
+    """Layer masks an editor can paint: flat, noisy background gets smooth masks, detail stays chosen."""
+    rng = np.random.default_rng(5)
+    detail = rng.random((40, 40), dtype=np.float32)
+    images = []
+    for k in range(3):
+        image = np.full((120, 160, 1), 0.8, np.float32) + rng.normal(0, 0.004, (120, 160, 1)).astype(np.float32)
+        patch = detail if k == 1 else cv2.GaussianBlur(detail, (0, 0), 4)
+        image[40:80, 60:100, 0] = patch
+        images.append(image)
+    fusion = DepthmapFusion(images[0].shape)
+    masks = [fusion.add(image, focus_measure(image[..., 0]), k) for k, image in enumerate(images)]
+    background = (slice(0, 25), slice(None))
+    assert masks[1][background].std() < 0.05 and masks[2][background].std() < 0.05
+    assert np.allclose(masks[2][background], 1 / 3, atol=0.1)  # three frames averaged: 1/3 on top
+    assert masks[1][50:70, 70:90].min() > 0.95 and masks[2][50:70, 70:90].max() < 0.05
