@@ -122,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=10, help="how many recent stacks to list (default 10)")
     p.set_defaults(run=run_status)
 
-    p = commands.add_parser("demo", help="the real job on a generated bracket: a hot folder, an export into it, a layered PSD out")
+    p = commands.add_parser("demo", help="the real job on a generated bracket: a hot folder, an export "
+                                         "into it, a layered PSD out")
     p.add_argument("--dir", help="where to put the bracket and the result (default: a new temporary folder)")
     p.set_defaults(run=demo.run)
 
