@@ -8,9 +8,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import pytest
-import tifffile
 from psd_tools import PSDImage
 
 from bridge.journal import Journal
