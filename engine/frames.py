@@ -35,7 +35,8 @@ class FrameInfo:
     """What a frame's header says.
 
     shape: (H, W, C) with C = 1 (grey) or 3 (RGB); dtype: uint8 or uint16.
-    icc: the embedded ICC profile, byte for byte, or None; xmp: the XMP packet or None.
+    icc: the embedded ICC profile, byte for byte, or None; xmp: the XMP packet or None;
+    kind: "tiff", "jpeg" or "png", from the file's first bytes.
     """
 
     path: Path
@@ -43,6 +44,7 @@ class FrameInfo:
     dtype: np.dtype
     icc: bytes | None
     xmp: bytes | None
+    kind: str
 
     @property
     def full_scale(self) -> float:
@@ -103,7 +105,7 @@ def probe_frame(path: Path | str) -> FrameInfo:
                 icc = page.tags.get(34675)
                 xmp = page.tags.get(700)
                 return FrameInfo(path, shape, np.dtype(page.dtype), icc.value if icc else None,
-                                 bytes(xmp.value) if xmp else None)
+                                 bytes(xmp.value) if xmp else None, kind)
         with Image.open(path) as im:
             bits16 = im.mode in ("I;16", "I;16B", "I") or (kind == "png" and _png_bit_depth(path) == 16)
             channels = 1 if im.mode in ("L", "I;16", "I;16B", "I", "LA") else 3
@@ -114,7 +116,8 @@ def probe_frame(path: Path | str) -> FrameInfo:
                 width, height = height, width
             xmp = im.info.get("xmp")
             return FrameInfo(path, (height, width, channels), np.dtype(np.uint16 if bits16 else np.uint8),
-                             im.info.get("icc_profile"), xmp.encode() if isinstance(xmp, str) else xmp)
+                             im.info.get("icc_profile"), xmp.encode() if isinstance(xmp, str) else xmp,
+                             kind)
     except FrameError:
         raise
     except Exception as e:  # every reader has its own exceptions for a damaged header
@@ -137,8 +140,7 @@ def read_frame(info: FrameInfo) -> np.ndarray:
 
     Raises FrameError for a truncated or corrupt file, or pixels that do not match the header.
     """
-    path = info.path
-    kind = _kind(path)
+    path, kind = info.path, info.kind
     try:
         if kind == "tiff":
             pixels = _read_tiff(path)
