@@ -140,9 +140,10 @@ class Inbox:
 
     def _ready_folder(self, folder: Path, now: float) -> ReadyStack | None:
         try:
-            files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+            stats = [(p.name, p.stat()) for p in folder.iterdir() if p.is_file()]
         except FileNotFoundError:
             return None
+        files = sorted((name, st.st_size, st.st_mtime_ns) for name, st in stats)
         seen = self._track(folder, tuple(files), now)
         quiet_for = now - seen.changed
         has_manifest = (folder / MANIFEST).exists()
