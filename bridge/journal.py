@@ -57,12 +57,14 @@ class Journal:
 
     def add(self, name: str, folder_of, frames: list[str], options: dict, sources: list[str]) -> Job:
         """Record a new job in state 'claiming'; ``folder_of(id)`` names its work folder."""
-        with self._lock:
+        with self._lock:  # one transaction: a crash never leaves a job without its folder
+            self._db.execute("BEGIN IMMEDIATE")
             cursor = self._db.execute(
                 "INSERT INTO jobs (name, state, frames, options, sources, created) VALUES (?, ?, ?, ?, ?, ?)",
                 (name, "claiming", json.dumps(frames), json.dumps(options), json.dumps(sources), time.time()))
             job_id = cursor.lastrowid
             self._db.execute("UPDATE jobs SET folder = ? WHERE id = ?", (str(folder_of(job_id)), job_id))
+            self._db.execute("COMMIT")
         return self.get(job_id)
 
     def update(self, job_id: int, **values) -> Job:
