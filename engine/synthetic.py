@@ -1,16 +1,24 @@
 """Synthetic focus brackets with ground truth: the project's yardstick for alignment and fusion.
 
-A textured scene lies on a known depth map (tilted plane, sphere before a tilted background, steps). Frame k
-is focused at depth k / (N - 1): each pixel is blurred, in linear light as a lens blurs, by a Gaussian whose
-sigma grows linearly with its distance from that depth (a thin-lens circle of confusion, no occlusion). The frame is then moved as
-real brackets move (magnification change from focus breathing, shake, rotation), its exposure flickers,
-and sensor noise and quantisation are added. The middle frame (index N // 2) is the untouched reference,
-so the true all-in-focus image and depth map are in its pixel grid.
+Two ways of rendering defocus. The continuous scenes (tilted plane, sphere before a tilted background,
+steps) lie on a known depth map: each pixel is blurred, in linear light as a lens blurs, by a Gaussian whose
+sigma grows linearly with its distance from the frame's focus depth (a thin-lens circle of confusion, no
+occlusion). The "strands" scene is layered, the way halos arise in real brackets: thin dark strands (legs,
+ring prongs, hairs, wires) near the lens over a bright, plain far background. Each surface is blurred
+by a disc (the lens aperture) whose radius grows with |depth - focus depth|, and the surfaces are composited
+far to near with premultiplied "over" (Porter & Duff 1984), so a blurred strand spreads a dark skirt over
+the background and a sharp one hides the blurred background behind it.
+
+Frame k is focused at depth k / (N - 1). It is then moved as real brackets move (magnification change from
+focus breathing, shake, rotation), its exposure flickers, an optional colour cast that depends on the focus
+and varies smoothly across the frame (vignetting that changes with focus distance, the tint of resin or
+water) is applied, and sensor noise and quantisation are added. The middle frame (index N // 2) is the
+untouched reference, so the true all-in-focus image and depth map are in its pixel grid.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import cv2
 import numpy as np
@@ -19,7 +27,8 @@ import skimage.data
 from engine import geometry
 from engine.exposure import GAMMA
 
-SCENES = ("tilted", "sphere", "steps")
+SCENES = ("tilted", "sphere", "steps", "strands")
+STRANDS = 14  # strands in the "strands" scene
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class BracketSpec:
     flicker: float = 0.04      # largest exposure change of a frame, linear light
     noise: float = 0.003       # sensor noise sigma, in units of full scale
     bit_depth: int = 16        # 8 or 16
+    cast: float = 0.0          # largest focus-dependent colour and brightness change across the frame
     seed: int = 0
 
 
@@ -121,6 +131,102 @@ def _random_motion(spec: BracketSpec, rng: np.random.Generator) -> tuple[np.ndar
     return np.array(transforms), np.array(gains)
 
 
+@dataclass(frozen=True)
+class Surface:
+    """One flat surface of a layered scene, inside its box (x0, y0, x1, y1) of the reference grid.
+
+    colour: (h, w, 3) float32, linear light premultiplied by alpha; alpha: (h, w) float32 coverage in
+    [0, 1]; depth: in [0, 1], as for the depth maps.
+    """
+
+    box: tuple[int, int, int, int]
+    colour: np.ndarray
+    alpha: np.ndarray
+    depth: float
+
+
+def strand_surfaces(width: int, height: int, seed: int = 0) -> tuple[np.ndarray, list[Surface]]:
+    """The "strands" scene: a plain pale background (linear (H, W, 3) float32, depth 1) and thin dark
+    textured strands, 1.5 to 6 px wide, at depths 0 to 0.45, nearest last (the order to composite in)."""
+    rng = np.random.default_rng(seed + 7919)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    tint = np.array([0.86, 0.82, 0.72], np.float32) ** GAMMA
+    shade = 1.0 + 0.03 * (x / width - 0.5) - 0.02 * (y / height - 0.5)  # a slight, smooth light fall-off
+    background = (tint * shade[..., None]).astype(np.float32)
+    surfaces = []
+    for _ in range(STRANDS):
+        ends = rng.uniform((0.05 * width, 0.05 * height), (0.95 * width, 0.95 * height), (4, 2))
+        t = np.linspace(0.0, 1.0, 400)[:, None]
+        curve = ((1 - t) ** 3 * ends[0] + 3 * (1 - t) ** 2 * t * ends[1] + 3 * (1 - t) * t ** 2 * ends[2]
+                 + t ** 3 * ends[3])  # a cubic Bezier: a leg, a hair, a prong
+        thickness = rng.uniform(1.5, 6.0)
+        pad = int(thickness) + 3
+        x0, y0 = np.floor(curve.min(axis=0)).astype(int) - pad
+        x1, y1 = np.ceil(curve.max(axis=0)).astype(int) + pad
+        x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        supersample = 4
+        canvas = np.zeros(((y1 - y0) * supersample, (x1 - x0) * supersample), np.uint8)
+        points = np.round((curve - (x0, y0) + 0.5) * supersample - 0.5).astype(np.int32)
+        cv2.polylines(canvas, [points], False, 255, int(round(thickness * supersample)), cv2.LINE_AA)
+        alpha = cv2.resize(canvas.astype(np.float32) / 255.0, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+        texture = cv2.GaussianBlur(rng.standard_normal((y1 - y0, x1 - x0), dtype=np.float32), (0, 0), 0.7)
+        base = rng.uniform(0.04, 0.12) * np.array([1.0, 0.8, 0.6], np.float32)
+        colour = base * np.clip(1.0 + 0.6 * texture / texture.std(), 0.2, 2.5)[..., None]
+        surfaces.append(Surface((x0, y0, x1, y1), (colour ** GAMMA * alpha[..., None]).astype(np.float32),
+                                alpha, float(rng.uniform(0.0, 0.45))))
+    surfaces.sort(key=lambda s: -s.depth)
+    return background, surfaces
+
+
+def disc_kernel(radius: float) -> np.ndarray | None:
+    """A lens aperture's blur: an anti-aliased disc of ``radius`` px, summing to 1 ((2n+1, 2n+1) float32),
+    or None below half a pixel."""
+    if radius < 0.5:
+        return None
+    n = int(np.ceil(radius))
+    y, x = np.mgrid[-n:n + 1, -n:n + 1]
+    kernel = np.clip(radius + 0.5 - np.hypot(x, y), 0.0, 1.0).astype(np.float32)
+    return kernel / kernel.sum()
+
+
+def composite_layers(background: np.ndarray, surfaces: list[Surface], radius_of: Callable[[float], float]) -> np.ndarray:
+    """Render the layered scene: background, then each surface over it far to near, each blurred by a disc
+    of radius ``radius_of(depth)`` px. Returns (H, W, 3) float32 linear light."""
+    height, width, _ = background.shape
+    kernel = disc_kernel(radius_of(1.0))
+    out = background.copy() if kernel is None else cv2.filter2D(background, -1, kernel,
+                                                                 borderType=cv2.BORDER_REFLECT101)
+    for surface in surfaces:
+        kernel = disc_kernel(radius_of(surface.depth))
+        pad = 0 if kernel is None else kernel.shape[0] // 2 + 1
+        x0, y0, x1, y1 = surface.box
+        bx0, by0, bx1, by1 = max(x0 - pad, 0), max(y0 - pad, 0), min(x1 + pad, width), min(y1 + pad, height)
+        rgba = np.zeros((by1 - by0, bx1 - bx0, 4), np.float32)
+        rgba[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0, :3] = surface.colour
+        rgba[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0, 3] = surface.alpha
+        if kernel is not None:
+            rgba = cv2.filter2D(rgba, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+        below = out[by0:by1, bx0:bx1]
+        below *= 1.0 - rgba[..., 3:]
+        below += rgba[..., :3]
+    return out
+
+
+def cast_field(width: int, height: int, seed: int) -> np.ndarray:
+    """A smooth colour and brightness field across the frame, (H, W, 3) float32 in [-1, 1]: a tilt and a
+    radial fall-off per channel, as vignetting and a medium's tint make."""
+    rng = np.random.default_rng(seed + 104729)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    x, y = 2 * x / max(width - 1, 1) - 1, 2 * y / max(height - 1, 1) - 1
+    radial = x * x + y * y - 0.67
+    field = np.empty((height, width, 3), np.float32)
+    common = rng.uniform(-1, 1, 3)
+    for c in range(3):
+        a, b, e = 0.5 * common + 0.5 * rng.uniform(-1, 1, 3)
+        field[..., c] = a * x + b * y + e * radial
+    return field / np.abs(field).max()
+
+
 def render_bracket(spec: BracketSpec) -> tuple[Truth, Iterator[np.ndarray]]:
     """Render a focus bracket lazily.
 
@@ -131,27 +237,50 @@ def render_bracket(spec: BracketSpec) -> tuple[Truth, Iterator[np.ndarray]]:
         raise ValueError("a bracket needs at least 2 frames")
     if spec.bit_depth not in (8, 16):
         raise ValueError("bit_depth must be 8 or 16")
+    if spec.scene not in SCENES:
+        raise ValueError(f"unknown scene {spec.scene!r}; choose one of {', '.join(SCENES)}")
     rng = np.random.default_rng(spec.seed)
-    image = scene_image(spec.width, spec.height, spec.seed)
-    depth = depth_map(spec.scene, spec.width, spec.height)
+    if spec.scene == "strands":
+        background, surfaces = strand_surfaces(spec.width, spec.height, spec.seed)
+        image = composite_layers(background, surfaces, lambda depth: 0.0) ** (1.0 / GAMMA)
+        depth = np.ones((spec.height, spec.width), np.float32)
+        for s in surfaces:  # far to near: the nearest surface that covers a pixel is its depth
+            x0, y0, x1, y1 = s.box
+            np.copyto(depth[y0:y1, x0:x1], np.float32(s.depth), where=s.alpha > 0.5)
+        linear = _layered_defocus(spec, background, surfaces)
+    else:
+        image = scene_image(spec.width, spec.height, spec.seed)
+        depth = depth_map(spec.scene, spec.width, spec.height)
+        linear = _gaussian_defocus(spec, image, depth)
     transforms, gains = _random_motion(spec, rng)
-    truth = Truth(image, depth, transforms, gains)
-    return truth, _frames(spec, truth, rng)
+    truth = Truth(image.astype(np.float32), depth, transforms, gains)
+    return truth, _camera(spec, truth, linear, rng)
 
 
-def _frames(spec: BracketSpec, truth: Truth, rng: np.random.Generator) -> Iterator[np.ndarray]:
+def _focus_depth(spec: BracketSpec, k: int) -> float:
+    return k / (spec.frames - 1)
+
+
+def _layered_defocus(spec: BracketSpec, background: np.ndarray, surfaces: list[Surface]) -> Iterator[np.ndarray]:
+    """Linear-light frames of a layered scene, in focus order. A disc of radius R has a standard deviation
+    of R / 2, so R = 2 max_blur |depth - focus| blurs about as much as the continuous scenes."""
+    for k in range(spec.frames):
+        focus = _focus_depth(spec, k)
+        yield composite_layers(background, surfaces, lambda depth: 2.0 * spec.max_blur * abs(depth - focus))
+
+
+def _gaussian_defocus(spec: BracketSpec, image: np.ndarray, depth: np.ndarray) -> Iterator[np.ndarray]:
+    """Linear-light frames of a continuous scene, in focus order: per-pixel Gaussian blur, interpolated
+    between a dozen blur levels of the whole image."""
     levels = _blur_levels(spec.max_blur)
-    linear = truth.image ** GAMMA
+    linear = image ** GAMMA
     blurred = [linear if s == 0 else cv2.GaussianBlur(linear, (0, 0), float(s),
                                                       borderType=cv2.BORDER_REFLECT101)
                for s in levels]
     del linear
-    full_scale = 255.0 if spec.bit_depth == 8 else 65535.0
-    dtype = np.uint8 if spec.bit_depth == 8 else np.uint16
     for k in range(spec.frames):
-        focus = k / (spec.frames - 1)
-        sigma = np.minimum(spec.max_blur * np.abs(truth.depth - focus), levels[-1])
-        frame = np.zeros_like(truth.image)
+        sigma = np.minimum(spec.max_blur * np.abs(depth - _focus_depth(spec, k)), levels[-1])
+        frame = np.zeros_like(image)
         for j, level in enumerate(blurred):
             lo = levels[j - 1] if j > 0 else levels[0] - 1.0
             hi = levels[j + 1] if j + 1 < len(levels) else levels[-1] + 1.0
@@ -160,6 +289,21 @@ def _frames(spec: BracketSpec, truth: Truth, rng: np.random.Generator) -> Iterat
             weight = np.clip(weight, 0.0, 1.0, out=weight).astype(np.float32)
             if weight.any():
                 frame += weight[..., None] * level
+        yield frame
+
+
+def _camera(spec: BracketSpec, truth: Truth, linear: Iterator[np.ndarray],
+            rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """What the camera makes of each linear frame: the colour cast, gamma, the frame's motion and
+    exposure, noise, and quantisation. The cast is (k - ref) / (the farthest frame's k - ref) times
+    ``spec.cast`` times a smooth field, so the reference frame has none."""
+    full_scale = 255.0 if spec.bit_depth == 8 else 65535.0
+    dtype = np.uint8 if spec.bit_depth == 8 else np.uint16
+    ref = truth.reference
+    field = cast_field(spec.width, spec.height, spec.seed) if spec.cast else None
+    for k, frame in enumerate(linear):
+        if field is not None:
+            frame *= 1.0 + (spec.cast * (k - ref) / max(ref, spec.frames - 1 - ref)) * field
         frame **= 1.0 / GAMMA
         frame = cv2.warpAffine(frame, truth.transforms[k][:2], (spec.width, spec.height),
                                flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
