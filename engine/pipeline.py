@@ -54,7 +54,7 @@ class StackOptions:
     crop: bool = True
     power: float = 8.0
     noise_sigma: float = 0.7
-    spread_sigma: float = 3.0
+    spread_sigma: float = 1.0
     skip_unaligned: bool = False
     also_pyramid: bool = False
 
@@ -133,7 +133,7 @@ def _describe(info: FrameInfo, thumb_factor: float, timings: Timings) -> tuple[F
     with timings("features"):
         to_unit = np.float32(1.0 / info.full_scale)
         grey = pixels[..., 0] if pixels.shape[2] == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
-        thumb = thumbnail(pixels, thumb_factor).astype(np.float32) * to_unit
+        thumb = thumbnail(pixels, thumb_factor)
         del pixels
         key = frame_key(grey.astype(np.float32) * to_unit)
     return key, thumb
