@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     _say(f"{result} appeared {appeared - last_frame:.1f} s after the last frame was written: {waited:.1f} s "
          f"until the stack started (quiet period {DEMO_QUIET:g} s, then the next scan), "
          f"{appeared - jobs[0].started:.1f} s stacking and writing the PSD")
-    _say(f"{len(PSDImage.open(result))} masked layers; PSNR of its composite against the true all-in-focus "
+    _say(f"{len(PSDImage.open(result)) - 2} frame layers with masks, the blend and the depth map; PSNR of its composite against the true all-in-focus "
          f"image {score:.1f} dB")
     print(result)
     return 0

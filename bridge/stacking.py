@@ -12,6 +12,7 @@ import numpy as np
 
 from bridge.progress import ProgressBar
 from engine.frames import FrameInfo
+from engine.masks import region_masks
 from engine.pipeline import StackOptions, StackResult, stack
 from engine.psd import LayeredDocument
 from engine.save import FLAT_SUFFIXES, to_integer, write_image
@@ -22,29 +23,43 @@ LAYERED_SUFFIXES = (".psd", ".psb")
 OUTPUT_SUFFIXES = LAYERED_SUFFIXES + FLAT_SUFFIXES
 DEPTHMAP_SUFFIXES = (".png", ".tif", ".tiff")
 PYRAMID_LAYER_NAME = "pyramid detail (FocusDrop)"
+BLEND_LAYER_NAME = "blend (FocusDrop): paint its mask black to show the frames"
+DEPTH_LAYER_NAME = "depth map (FocusDrop): dark = first frame, light = last"
 
 
 class LayerCollector:
-    """Feeds each aligned frame and its mask into a layered document, created at the first frame."""
+    """Builds the layered document as the aligned frames arrive, created at the first frame.
+
+    Bottom to top: one layer per frame, its mask white where that frame supplies the pixel (as Photoshop's
+    Auto-Blend draws them; engine.masks); the exact soft blend, visible, with a white mask, so that the
+    document looks exactly like the fused result; the pyramid result if asked for, hidden; the depth map,
+    hidden. To refine a spot: paint the blend layer's mask black there, then the frames' masks.
+    """
 
     def __init__(self, path: Path):
         self.path = path
         self.document: LayeredDocument | None = None
 
-    def __call__(self, frame: FrameInfo, image: np.ndarray, mask: np.ndarray) -> None:
+    def __call__(self, frame: FrameInfo, image: np.ndarray) -> None:
         if self.document is None:
             height, width, channels = image.shape
             self.document = LayeredDocument(self.path, width, height, channels, frame.dtype, frame.icc)
-        self.document.add_layer(frame.path.stem, to_integer(image, frame.dtype),
-                                to_integer(mask[..., None], frame.dtype)[..., 0])
+        self.document.add_layer(frame.path.stem, to_integer(image, frame.dtype), mask_later=True)
 
     def write(self, result: StackResult) -> Path:
-        """Finish the document: the optional hidden pyramid layer on top, the reference's XMP, the composite."""
-        reference = result.alignment.frames[result.alignment.reference]
+        """Finish the document: the blend, pyramid and depth layers, the frames' masks, the reference's XMP,
+        the composite."""
+        frames = result.alignment.frames
+        dtype = frames[0].dtype
+        white = np.full(result.image.shape[:2], np.iinfo(dtype).max, dtype)
+        self.document.add_layer(BLEND_LAYER_NAME, result.image, white)
         if result.pyramid is not None:
             self.document.add_layer(PYRAMID_LAYER_NAME, result.pyramid, visible=False)
-        self.document.xmp = reference.xmp
-        written = self.document.write(result.image)
+        depth = depth_image(result, dtype)
+        self.document.add_layer(DEPTH_LAYER_NAME, np.repeat(depth, result.image.shape[2], axis=2), visible=False)
+        self.document.xmp = frames[result.alignment.reference].xmp
+        masks = (to_integer(mask[..., None], dtype)[..., 0] for mask in region_masks(result.depth, len(frames)))
+        written = self.document.write(result.image, masks)
         if written != self.path:
             log.warning("the document is over PSD's 2 GB or 30,000 px limit: wrote %s as PSB (large document "
                         "format; Photoshop opens it, GIMP 2.10 does not)", written.name)
@@ -59,10 +74,12 @@ def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
         raise ValueError(f"{path}: the output folder {path.parent} does not exist")
 
 
-def depth_image(result: StackResult) -> np.ndarray:
-    """Sharpest-frame index as (h, w, 1) uint8: 0 for the first frame, 255 for the last."""
+def depth_image(result: StackResult, dtype: np.dtype = np.uint8) -> np.ndarray:
+    """Which frame supplies each pixel as (h, w, 1) grey of ``dtype``: black for the first frame, white
+    for the last."""
     last = max(len(result.alignment.frames) - 1, 1)
-    return np.round(result.depth.astype(np.float32) * (255.0 / last)).astype(np.uint8)[..., None]
+    full = np.iinfo(dtype).max
+    return np.round(result.depth.astype(np.float32) * (full / last)).astype(dtype)[..., None]
 
 
 def peak_memory_mb() -> float:

@@ -16,13 +16,15 @@ PSNR unchanged (-0.01 dB). Should a later frame be over 1000 times sharper than 
 was all blur), S grows to that frame's peak and the sums so far shrink by the same factor to the p: the
 p-th powers stay far from float32's overflow, and every weight keeps its ratio to the others.
 
-Each ``add`` also returns that frame's layer mask w_k / (w_1 + ... + w_k): stacking the frames bottom-up
-in a layered document, each over the ones before it through its mask, reproduces the fused image.
+``depth`` gives which frame supplies each pixel, cleaned for reading (engine.masks): the layered
+document's masks and the depth-map layer are drawn from it.
 """
 from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from engine.masks import owner_map
 
 NOISE_PERCENTILE, NOISE_FACTOR, MAX_FLOOR = 10.0, 50.0, 0.05
 MAX_RATIO = 1000.0  # focus / S beyond which S is raised: 1000 ** 8 is far below float32's 3e38
@@ -45,12 +47,11 @@ class DepthmapFusion:
         self._depth = np.zeros((h, w), np.uint16)              # index of the frame that had it
         self._spread = np.empty((h, w, channels), np.float32)  # the weight, once per channel
 
-    def add(self, image: np.ndarray, focus: np.ndarray, index: int) -> np.ndarray:
+    def add(self, image: np.ndarray, focus: np.ndarray, index: int) -> None:
         """Blend in one frame.
 
         image: (H, W, C) float32, values in [0, 1]; focus: (H, W) float32 >= 0, zero where the frame has
-        no pixels; index: the frame's position in the stack. Returns this frame's layer mask, (H, W)
-        float32 in [0, 1]. ``focus`` is consumed (overwritten).
+        no pixels; index: the frame's position in the stack. ``focus`` is consumed (overwritten).
         """
         if self._scale is None:
             noise, high = np.percentile(focus[::4, ::4], (NOISE_PERCENTILE, 99.9))
@@ -78,12 +79,12 @@ class DepthmapFusion:
             cv2.accumulateProduct(image, cv2.cvtColor(weight, cv2.COLOR_GRAY2RGB, dst=self._spread), self._sum)
         else:
             self._sum += image * weight[..., None]
-        return np.divide(weight, self._weight, out=weight)
 
     def result(self) -> np.ndarray:
         """The fused image so far, (H, W, C) float32."""
         return np.divide(self._sum, self._weight[..., None], out=self._spread)
 
     def depth(self) -> np.ndarray:
-        """Index of the sharpest frame at each pixel, (H, W) uint16."""
-        return self._depth
+        """Which frame supplies each pixel, (H, W) uint8 (``engine.masks.owner_map``): the sharpest, where
+        a frame is sharper than the noise floor; elsewhere the frame of the nearest pixel where one is."""
+        return owner_map(self._depth, self._best > self._floor * self._scale)

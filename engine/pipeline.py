@@ -38,9 +38,9 @@ METHODS = ("depthmap", "pyramid")
 Progress = Callable[[str, int, int], None]
 """progress(step, done, total): step is "align" or "fuse"."""
 
-LayerSink = Callable[[FrameInfo, np.ndarray, np.ndarray], None]
-"""on_layer(frame, image, mask): an aligned frame (h, w, C) float32 and its layer mask (h, w) float32 in
-[0, 1], bottom frame first; compositing each over the ones before through its mask gives the fused image."""
+LayerSink = Callable[[FrameInfo, np.ndarray], None]
+"""on_layer(frame, image): an aligned frame (h, w, C) float32 in [0, 1], in focus order (depth-map method);
+its layer mask is drawn from the result's depth map once every frame is in (engine.masks)."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +76,9 @@ class Alignment:
 
 @dataclass
 class StackResult:
-    """image: (h, w, C) at the frames' bit depth; depth: (h, w) uint16 index into alignment.frames of
-    the sharpest frame (depth-map method only); pyramid: the pyramid method's image when asked for with
-    also_pyramid, else None; timings: seconds per step."""
+    """image: (h, w, C) at the frames' bit depth; depth: (h, w) uint8 index into alignment.frames of the
+    frame that supplies each pixel (depth-map method only; engine.masks.owner_map); pyramid: the pyramid
+    method's image when asked for with also_pyramid, else None; timings: seconds per step."""
 
     image: np.ndarray
     depth: np.ndarray | None
@@ -254,7 +254,7 @@ def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress 
                 timings: Timings | None = None, on_layer: LayerSink | None = None
                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Pass 2: warp each frame onto the output box and fuse. Returns the fused (h, w, C) float32 image
-    in [0, 1]; for the depth-map method the (h, w) uint16 index of the sharpest frame (else None); and
+    in [0, 1]; for the depth-map method the (h, w) uint8 index of the frame supplying each pixel (else None);
     the pyramid method's image if ``options.also_pyramid`` (else None)."""
     timings = timings if timings is not None else Timings()
     x0, y0, x1, y1 = alignment.box
@@ -269,10 +269,10 @@ def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress 
             if pyramid is not None:
                 pyramid.add(image)
             if depthmap is not None:
-                mask = depthmap.add(image, focus, k)
+                depthmap.add(image, focus, k)
         if on_layer is not None and depthmap is not None:
             with timings("layers"):
-                on_layer(alignment.frames[k], image, mask)
+                on_layer(alignment.frames[k], image)
         del image, focus
         progress("fuse", k + 1, total)
     with timings("fuse"):

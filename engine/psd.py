@@ -5,7 +5,9 @@ document model, which recomputes the composite and holds every layer uncompresse
 is compressed as it arrives (ZIP with prediction: row differences, then deflate at level 1 by libdeflate,
 1.8x faster than zlib's level 1 on 16-bit frames, itself several times faster than psd-tools' encoder,
 channels on two threads) into an unnamed spool file beside the output, so memory holds one layer at a
-time. ``write`` then lays out header, image resources (ICC profile 1039, XMP 1060, version info 1057 saying
+time. A layer's mask may come later, at ``write``: masks drawn from a depth map known only once every
+frame is in (engine.masks); they are compressed then, one at a time, and are small (mostly flat).
+``write`` then lays out header, image resources (ICC profile 1039, XMP 1060, version info 1057 saying
 the composite is real: "maximize compatibility"), the layer records, the spooled channel data and the
 composite, RLE-compressed (ImageMagick reads RLE composites, not ZIP ones), under a temporary name.
 
@@ -14,12 +16,12 @@ A document over 2 GB or 30,000 px a side is written as PSB (version 2); GIMP 2.1
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import imagecodecs
 import numpy as np
@@ -59,23 +61,27 @@ def rle_channel(channel: np.ndarray, version: int) -> tuple[bytes, bytes]:
     return encoded[:split], encoded[split:]
 
 
-def _append(source, out) -> None:
-    """Append the whole of file ``source`` to file ``out``: in the kernel with copy_file_range where the
-    system has it (0.7 s a GB here, against 4 s through Python's buffers), else by reading and writing."""
-    size = source.seek(0, os.SEEK_END)
+def _append(source, out, offset: int, size: int) -> None:
+    """Append ``size`` bytes of file ``source`` from ``offset`` to file ``out``: in the kernel with
+    copy_file_range where the system has it (0.7 s a GB here, against 4 s through Python's buffers),
+    else by reading and writing."""
     out.flush()
     start, done = out.tell(), 0
     try:
         while done < size:
-            copied = os.copy_file_range(source.fileno(), out.fileno(), size - done, done, start + done)
+            copied = os.copy_file_range(source.fileno(), out.fileno(), size - done, offset + done, start + done)
             if copied == 0:
                 break
             done += copied
     except (AttributeError, OSError):  # no copy_file_range here, or not between these files
         pass
-    source.seek(done)
+    source.seek(offset + done)
     out.seek(start + done)
-    shutil.copyfileobj(source, out, 16 << 20)  # whatever the kernel did not copy
+    left = size - done
+    while left:  # whatever the kernel did not copy
+        chunk = source.read(min(left, 16 << 20))
+        out.write(chunk)
+        left -= len(chunk)
 
 
 def _pascal_name(name: str) -> bytes:
@@ -105,6 +111,13 @@ class _Layer:
     name: str
     visible: bool
     channels: list[tuple[int, int]]  # (channel id, bytes in the spool including the 2-byte compression)
+    offset: int                      # where the layer's channels start in the spool
+    mask: bytes | None = None        # the compressed mask channel, 2-byte compression included
+    mask_later: bool = False         # the mask comes with ``write``
+
+    @property
+    def spooled(self) -> int:
+        return sum(size for _, size in self.channels)
 
 
 class LayeredDocument:
@@ -123,12 +136,13 @@ class LayeredDocument:
         self._layers: list[_Layer] = []
         self._spool = tempfile.TemporaryFile(dir=self.path.parent, prefix=".focusdrop-spool-")
         self._pool = ThreadPoolExecutor(max_workers=2)  # deflate releases the GIL: channels in parallel
-        self._pending: tuple[str, bool, list] | None = None
+        self._pending: tuple[str, bool, list, bool] | None = None
         self._opaque: bytes | None = None  # the transparency channel, the same for every layer
 
     def add_layer(self, name: str, pixels: np.ndarray, mask: np.ndarray | None = None,
-                  visible: bool = True) -> None:
-        """Append a layer above the others. pixels: (H, W, C), mask: (H, W), both of the document dtype.
+                  visible: bool = True, mask_later: bool = False) -> None:
+        """Append a layer above the others. pixels: (H, W, C), mask: (H, W), both of the document dtype;
+        mask_later: the mask is passed to ``write`` instead.
 
         Compression runs in the background while the caller goes on; one layer at most waits for it."""
         if pixels.shape != (self.height, self.width, self.channels) or pixels.dtype != self.dtype:
@@ -138,31 +152,42 @@ class LayeredDocument:
             planes.append((USER_MASK, mask))
         compressing = [(cid, self._pool.submit(zip_with_prediction, plane)) for cid, plane in planes]
         self._spool_pending()
-        self._pending = (name, visible, compressing)
+        self._pending = (name, visible, compressing, mask_later)
 
     def _spool_pending(self) -> None:
         """Write the waiting layer's compressed channels to the spool, transparency first."""
         if self._pending is None:
             return
-        name, visible, compressing = self._pending
+        name, visible, compressing, mask_later = self._pending
         if self._opaque is None:
             self._opaque = zip_with_prediction(np.full((self.height, self.width), np.iinfo(self.dtype).max,
                                                        self.dtype))
-        channels = []
+        layer = _Layer(name, visible, [], self._spool.tell(), mask_later=mask_later)
         for channel_id, data in [(TRANSPARENCY, self._opaque)] + [(c, f.result()) for c, f in compressing]:
+            if channel_id == USER_MASK:
+                layer.mask = struct.pack(">H", ZIP_WITH_PREDICTION) + data
+                continue
             self._spool.write(struct.pack(">H", ZIP_WITH_PREDICTION) + data)
-            channels.append((channel_id, len(data) + 2))
-        self._layers.append(_Layer(name, visible, channels))
+            layer.channels.append((channel_id, len(data) + 2))
+        self._layers.append(layer)
         self._pending = None
 
-    def write(self, composite: np.ndarray) -> Path:
-        """Write the document with ``composite`` (H, W, C) as its flattened image. Returns the path
-        written: ``path``, or ``path`` with the suffix .psb when a .psd would break PSD's limits."""
+    def write(self, composite: np.ndarray, later_masks: Iterable[np.ndarray] = ()) -> Path:
+        """Write the document with ``composite`` (H, W, C) as its flattened image and ``later_masks``,
+        (H, W) of the document dtype, for the layers added with ``mask_later``, bottom first. Returns the
+        path written: ``path``, or ``path`` with the suffix .psb when a .psd would break PSD's limits."""
         try:
             self._spool_pending()
+            waiting = [layer for layer in self._layers if layer.mask_later]
+            for layer, mask in zip(waiting, later_masks, strict=True):
+                if mask.shape != (self.height, self.width) or mask.dtype != self.dtype:
+                    raise ValueError(f"mask of layer {layer.name!r}: {mask.shape} {mask.dtype} does not fit")
+                layer.mask = struct.pack(">H", ZIP_WITH_PREDICTION) + zip_with_prediction(mask)
             version = 2 if self.path.suffix.lower() == ".psb" else 1
             rle = [rle_channel(composite[..., c], version) for c in range(self.channels)]
-            size = self._spool.tell() + sum(len(a) + len(b) for a, b in rle) + 4096 * (1 + len(self._layers))
+            masks = sum(len(layer.mask or b"") for layer in self._layers)
+            size = (self._spool.tell() + masks + sum(len(a) + len(b) for a, b in rle)
+                    + 4096 * (1 + len(self._layers)))
             path = self.path
             if version == 1 and needs_psb(self.width, self.height, size):
                 version, path = 2, self.path.with_suffix(".psb")
@@ -205,22 +230,26 @@ class LayeredDocument:
         length = ">I" if version == 1 else ">Q"
         records = b"".join(self._record(layer, version) for layer in self._layers)
         layer_info = struct.pack(">h", len(self._layers)) + records
-        data_size = self._spool.tell()
+        data_size = self._spool.tell() + sum(len(layer.mask or b"") for layer in self._layers)
         info_size = len(layer_info) + data_size
         padding = -info_size % 4
         info_size += padding
         section_size = struct.calcsize(length) + info_size + 4  # + global layer mask info
         out.write(struct.pack(length, section_size) + struct.pack(length, info_size) + layer_info)
-        _append(self._spool, out)
+        for layer in self._layers:
+            _append(self._spool, out, layer.offset, layer.spooled)
+            if layer.mask is not None:
+                out.write(layer.mask)
         out.write(b"\0" * padding + struct.pack(">I", 0))
 
     def _record(self, layer: _Layer, version: int) -> bytes:
         length = ">I" if version == 1 else ">Q"
-        record = struct.pack(">iiiiH", 0, 0, self.height, self.width, len(layer.channels))
-        record += b"".join(struct.pack(">h", cid) + struct.pack(length, size) for cid, size in layer.channels)
+        channels = layer.channels + ([(USER_MASK, len(layer.mask))] if layer.mask is not None else [])
+        record = struct.pack(">iiiiH", 0, 0, self.height, self.width, len(channels))
+        record += b"".join(struct.pack(">h", cid) + struct.pack(length, size) for cid, size in channels)
         flags = 0 if layer.visible else 0x02
         record += b"8BIMnorm" + struct.pack(">BBBB", 255, 0, flags, 0)
-        has_mask = any(cid == USER_MASK for cid, _ in layer.channels)
+        has_mask = layer.mask is not None
         mask = struct.pack(">IiiiiBBxx", 20, 0, 0, self.height, self.width, 0, 0) if has_mask else b"\0" * 4
         full_range = struct.pack(">HHHH", 0, 0xFFFF, 0, 0xFFFF)
         blending = full_range * (1 + self.channels)
