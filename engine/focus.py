@@ -2,13 +2,15 @@
 
 The Laplacian responds to the fine detail that defocus removes (Nayar & Nakagawa 1994 use its modified
 form); the shared/notes calibration found Laplacian energy 1.5-4 dB better than Sobel energy. A light blur
-first (sigma 0.7 px) keeps sensor noise from reading as detail; a blur after (sigma 1 px) evens the energy
-over each edge's immediate neighbourhood. Only just: every pixel of spread carries the frame that is sharp
-at an edge onto the pixels beside it, and beside a depth step or a thin strand over far background that
-frame is the wrong one there: a band (halo). Measured (tests/measure_fusion.py, 1200x800): spread 3 -> 1 px
-took the band around depth steps from 3.05 to 1.76 dB below the rest of the image (sphere) and from 3.82 to
-2.67 dB (15-frame 8-bit steps with shake and flicker), the low-passed error beside thin strands from 0.96
-to 0.84 levels, and PSNR up 0.07-0.16 dB (tilted plane -0.03 dB). Noise blur 0.7 beat 1.0 by 0.2-0.7 dB.
+first (sigma 0.7 px) keeps sensor noise from reading as detail; a wider blur after (sigma 3 px) spreads
+each edge's energy over its neighbourhood, so the choice of frame is coherent rather than per-pixel noise.
+On this project's synthetic brackets sigma 0.7 beat 1.0 by 0.2-0.7 dB.
+
+The spread is also what puts a band beside depth steps: it carries the frame that is sharp on one side
+of a step onto the pixels on the other (the band's error lies within 3 px of the step). A 1 px spread
+halved that zone (band 3.05 -> 1.76 dB below the rest on the sphere bracket, PSNR +0.1 dB), but on the
+shared circuit-board bracket it left the result visibly speckled, colour noise at every edge: neighbouring
+frames, near-equal in sharpness, then win pixel by pixel; 2 px still speckled. So 3 px stays.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ def luminance(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
 
 
-def focus_measure(grey: np.ndarray, noise_sigma: float = 0.7, spread_sigma: float = 1.0) -> np.ndarray:
+def focus_measure(grey: np.ndarray, noise_sigma: float = 0.7, spread_sigma: float = 3.0) -> np.ndarray:
     """Local Laplacian energy. grey: (H, W) float32 in [0, 1]. Returns (H, W) float32 >= 0."""
     if grey.ndim != 2:
         raise ValueError(f"focus_measure takes a (H, W) image, got shape {grey.shape}")

@@ -54,7 +54,7 @@ class StackOptions:
     crop: bool = True
     power: float = 8.0
     noise_sigma: float = 0.7
-    spread_sigma: float = 1.0
+    spread_sigma: float = 3.0
     skip_unaligned: bool = False
     also_pyramid: bool = False
 
