@@ -27,6 +27,7 @@ import numpy as np
 from engine.masks import owner_map
 
 NOISE_PERCENTILE, NOISE_FACTOR, MAX_FLOOR = 10.0, 50.0, 0.05
+CONFIDENCE_SIGMA = 2.0  # px
 MAX_RATIO = 1000.0  # focus / S beyond which S is raised: 1000 ** 8 is far below float32's 3e38
 
 
@@ -86,5 +87,8 @@ class DepthmapFusion:
 
     def depth(self) -> np.ndarray:
         """Which frame supplies each pixel, (H, W) uint8 (``engine.masks.owner_map``): the sharpest, where
-        a frame is sharper than the noise floor; elsewhere the frame of the nearest pixel where one is."""
-        return owner_map(self._depth, self._best > self._floor * self._scale)
+        a frame is sharper than the noise floor; elsewhere the frame of the nearest pixel where one is.
+        Sharper judged over a few pixels (the largest focus blurred by CONFIDENCE_SIGMA): an edge is, a
+        speck of noise above the floor is not, and would otherwise own a patch of plain background."""
+        best = cv2.GaussianBlur(self._best, (0, 0), CONFIDENCE_SIGMA)
+        return owner_map(self._depth, best > self._floor * self._scale)
