@@ -19,10 +19,12 @@ def similarity(scale: float = 1.0, angle_deg: float = 0.0, shift: tuple[float, f
                      [0.0, 0.0, 1.0]])
 
 
-def resize_matrix(factor: float) -> np.ndarray:
-    """Map full-resolution pixel coordinates to those of the image resized by ``factor`` (cv2.resize)."""
+def resize_matrix(factor: float, factor_y: float | None = None) -> np.ndarray:
+    """Map full-resolution pixel coordinates to those of the image resized by ``factor`` (cv2.resize),
+    or by ``factor`` across and ``factor_y`` down."""
+    fy = factor if factor_y is None else factor_y
     return np.array([[factor, 0.0, 0.5 * factor - 0.5],
-                     [0.0, factor, 0.5 * factor - 0.5],
+                     [0.0, fy, 0.5 * fy - 0.5],
                      [0.0, 0.0, 1.0]])
 
 

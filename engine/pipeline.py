@@ -28,6 +28,7 @@ from engine.focus import focus_measure, luminance
 from engine.frames import FrameError, FrameInfo, check_stack, probe_frame, read_frame
 from engine.prefetch import ordered_map
 from engine.pyramid import PyramidFusion
+from engine.shading import shading_fields
 from engine.save import to_integer
 from engine.warp import coverage, warp_to_reference
 
@@ -62,12 +63,15 @@ class StackOptions:
 @dataclass
 class Alignment:
     """Pass 1's result. frames: the frames kept, in focus order; to_ref: (N, 3, 3) frame -> reference
-    pixels; gains: (N, C) encoded-value gains; box: output area (x0, y0, x1, y1) in reference pixels;
-    matches: inlier matches with the previous kept frame (0 for the first); skipped: frames left out."""
+    pixels; gains: (N, C) encoded-value gains; shading: (N, gh, gw, C) smooth encoded-value gain fields
+    over the reference frame, on top of ``gains`` (engine.shading); box: output area (x0, y0, x1, y1) in
+    reference pixels; matches: inlier matches with the previous kept frame (0 for the first); skipped:
+    frames left out."""
 
     frames: list[FrameInfo]
     to_ref: np.ndarray
     gains: np.ndarray
+    shading: np.ndarray
     reference: int
     box: tuple[int, int, int, int]
     matches: list[int]
@@ -173,11 +177,13 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
     to_ref = chain_to_reference(steps, reference)
     with timings("exposure"):
         gains = exposure_gains(thumbs, to_ref, reference, thumb_factor)
+        shading = shading_fields(thumbs, to_ref, reference, thumb_factor, gains)
+        del thumbs
     try:
         box = common_area(to_ref, width, height) if options.crop else (0, 0, width, height)
     except NoCommonArea as e:
         raise FrameError(kept[0].path, f"{e}; check that every frame shows the same subject") from None
-    alignment = Alignment(kept, to_ref, gains, reference, box, matches, skipped)
+    alignment = Alignment(kept, to_ref, gains, shading, reference, box, matches, skipped)
     _log_alignment(alignment)
     return alignment
 
@@ -238,7 +244,7 @@ def _prepare(k: int, alignment: Alignment, options: StackOptions,
         pixels = read_frame(info)
     with timings("warp"):
         image = warp_to_reference(pixels, alignment.to_ref[k], alignment.box, alignment.gains[k],
-                                  info.full_scale)
+                                  info.full_scale, alignment.shading[k])
         del pixels
     if options.method != "depthmap":
         return image, None

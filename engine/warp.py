@@ -1,7 +1,10 @@
-"""Resampling: move a frame onto the reference grid and bring it to the reference exposure.
+"""Resampling: move a frame onto the reference grid and bring it to the reference exposure and shading.
 
 Bicubic interpolation (sharper than bilinear, which blurs every sub-pixel shift), done by OpenCV on the
-frame's own integer samples, then one multiply converts to float32 in [0, 1] with the exposure gain.
+frame's own integer samples, then multiplies convert to float32 in [0, 1] with the exposure gain and the
+frame's smooth shading field (engine.shading), stretched bilinearly from its coarse grid onto the box.
+Lanczos (8x8) was measured too: +0.85 dB on the 12 x 3000x2000 benchmark, but the warp took 4.9 s instead
+of 1.3 s and the whole stack 75 % longer, past the speed budget (0.6x focus-stack's time).
 """
 from __future__ import annotations
 
@@ -12,11 +15,12 @@ from engine import geometry
 
 
 def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, int, int, int],
-                      gain: np.ndarray, full_scale: float) -> np.ndarray:
+                      gain: np.ndarray, full_scale: float, shading: np.ndarray | None = None) -> np.ndarray:
     """Resample a frame into the output box of the reference grid.
 
     pixels: (H, W, C) uint8/uint16; to_ref: (3, 3) frame -> reference; box: (x0, y0, x1, y1);
-    gain: (C,) encoded-value gain. Returns (y1 - y0, x1 - x0, C) float32 in [0, 1]: a gain above 1 clips
+    gain: (C,) encoded-value gain; shading: (gh, gw, C) encoded-value gain field over the whole reference
+    frame, or None. Returns (y1 - y0, x1 - x0, C) float32 in [0, 1]: a gain above 1 clips
     at white, as the frame would have, so that layers written from it composite to the fused image.
     """
     x0, y0, x1, y1 = box
@@ -31,6 +35,13 @@ def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, in
     scale = (np.asarray(gain, np.float32) / np.float32(full_scale)).reshape(1, 1, channels)
     image = moved.reshape(y1 - y0, x1 - x0, channels).astype(np.float32)
     image *= scale
+    if shading is not None:
+        height, width = pixels.shape[:2]
+        grid_h, grid_w = shading.shape[:2]
+        box_to_grid = geometry.resize_matrix(grid_w / width, grid_h / height) @ geometry.translation(x0, y0)
+        field = cv2.warpAffine(shading, box_to_grid[:2], (x1 - x0, y1 - y0),
+                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        image *= field.reshape(image.shape)
     return np.minimum(image, 1.0, out=image)
 
 
