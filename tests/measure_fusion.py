@@ -25,6 +25,8 @@ from halo import ring_errors, step_band_gap  # noqa: E402
 BRACKETS = {
     "strands": BracketSpec(scene="strands", frames=9, seed=21),
     "strands+cast": BracketSpec(scene="strands", frames=9, seed=21, cast=0.06),
+    "strands+cast15": BracketSpec(scene="strands", frames=9, seed=21, cast=0.15),
+    "strands+cast30": BracketSpec(scene="strands", frames=9, seed=21, cast=0.30),
     "sphere16": BracketSpec(scene="sphere", frames=9, seed=1),
     "steps8-hard": BracketSpec(scene="steps", frames=15, bit_depth=8, shake=8.0, rotation=0.5, flicker=0.05,
                                noise=0.006, seed=5),

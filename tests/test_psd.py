@@ -10,9 +10,10 @@ import tifffile
 from psd_tools import PSDImage
 
 from bridge.samples import write_bracket
-from bridge.stacking import PYRAMID_LAYER_NAME
+from bridge.stacking import BLEND_LAYER_NAME, DEPTH_LAYER_NAME, PYRAMID_LAYER_NAME
 from conftest import focusdrop, psnr, to_unit
 from engine.frames import list_frames
+from engine.masks import region_masks
 from engine.pipeline import StackOptions, stack
 from engine.psd import LayeredDocument, needs_psb, zip_with_prediction
 from engine.save import to_integer
@@ -24,10 +25,8 @@ XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
 
 def _expected_masks(paths):
     """The masks the engine computes, bottom first, at 16 bits."""
-    masks = []
-    stack(paths, StackOptions(), on_layer=lambda frame, image, mask: masks.append(
-        to_integer(mask[..., None], np.uint16)[..., 0]))
-    return masks
+    result = stack(paths, StackOptions())
+    return [to_integer(m[..., None], np.uint16)[..., 0] for m in region_masks(result.depth, len(paths))]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +42,8 @@ def run16(tmp_path_factory, standard_bracket):
 def test_gimp_sees_one_masked_layer_per_frame_bottom_to_top(run16, standard_bracket):
     _, view = run16
     stems = [p.stem for p in standard_bracket.paths]
-    assert view.layers == [(stem, True, True) for stem in reversed(stems)]
+    assert view.layers == ([(DEPTH_LAYER_NAME, False, False), (BLEND_LAYER_NAME, True, True)]
+                           + [(stem, True, True) for stem in reversed(stems)])
     assert view.precision == 250  # 16-bit, gamma-encoded
     assert view.icc_bytes == len(standard_bracket.icc)
 
@@ -64,13 +64,18 @@ def _linear(png: np.ndarray) -> np.ndarray:
 def test_masks_gimp_reads_are_the_engine_blend_weights(run16, standard_bracket):
     _, view = run16
     expected = _expected_masks(standard_bracket.paths)
-    found = list(reversed(view.masks))  # GIMP lists layers top first
+    found = list(reversed(view.masks))[:len(expected)]  # GIMP lists layers top first
     assert (found[0] == 65535).all()  # the bottom layer shows wherever nothing covers it
+    assert (view.masks[1] == 65535).all()  # the blend layer's mask is white: the document is the fused image
     for k, (mask, want) in enumerate(zip(found, expected)):
         assert mask.dtype == np.uint16, f"layer {k}"
         assert np.abs(_linear(mask) - want).max() < 1.5, f"layer {k}"  # measured 1.16: PNG rounding
-    # every frame above the bottom one is chosen somewhere, and hidden somewhere else
-    assert all(0.01 < np.mean(want > 32768) < 0.99 for want in expected[1:])
+    # every frame above the bottom one is hidden somewhere, and most own a region of their own
+    owned = [float(np.mean(want > 32768)) for want in expected[1:]]
+    assert max(owned) < 0.99 and sum(share > 0.01 for share in owned) >= len(owned) // 2, owned
+    # masks read like Auto-Blend: white where a frame supplies the pixel, black elsewhere, soft only at seams
+    mid_grey = np.mean([((m > 6553) & (m < 58982)).mean() for m in expected[1:]])
+    assert mid_grey < 0.15, mid_grey
 
 
 def test_readers_that_ignore_layers_see_the_fused_image(run16):
@@ -111,11 +116,13 @@ def test_8_bit_psd_with_unicode_names_xmp_and_a_pyramid_layer(tmp_path, bracket8
     assert focusdrop("stack", bracket8, "-o", fused).returncode == 0
     stems = [p.stem for p in list_frames(bracket8)]
     view = open_in_gimp(result, tmp_path / "gimp")
-    assert view.layers == [(PYRAMID_LAYER_NAME, False, False)] + [(s, True, True) for s in reversed(stems)]
+    assert view.layers == ([(DEPTH_LAYER_NAME, False, False), (PYRAMID_LAYER_NAME, False, False),
+                            (BLEND_LAYER_NAME, True, True)] + [(s, True, True) for s in reversed(stems)])
     assert view.precision == 150  # 8-bit, gamma-encoded
     assert psnr(to_unit(view.flat), to_unit(tifffile.imread(fused))) > 50
     psd = PSDImage.open(result)
-    assert psd.depth == 8 and [layer.name for layer in psd] == stems + [PYRAMID_LAYER_NAME]
+    assert psd.depth == 8
+    assert [layer.name for layer in psd] == stems + [BLEND_LAYER_NAME, PYRAMID_LAYER_NAME, DEPTH_LAYER_NAME]
     reference = json.loads((tmp_path / "r.json").read_text())["reference"]
     assert reference == stems[2] + ".tif"
     assert psd.image_resources.get_data(1060) == XMP.replace(b"<rdf:RDF/>", b"<rdf:RDF>2</rdf:RDF>")
@@ -151,3 +158,18 @@ def test_zip_with_prediction_decodes_with_psd_tools():
     channel = (np.random.default_rng(1).random((7, 13)) * 65535).astype(np.uint16)
     raw = decompress(zip_with_prediction(channel), Compression.ZIP_WITH_PREDICTION, 13, 7, 16)
     assert np.array_equal(np.frombuffer(raw, ">u2").reshape(7, 13), channel)
+
+
+def test_masks_given_at_write_time_land_on_their_layers(tmp_path):
+    rng = np.random.default_rng(2)
+    pixels = [(rng.random((20, 30, 3)) * 255).astype(np.uint8) for _ in range(3)]
+    later = [np.full((20, 30), v, np.uint8) for v in (255, 7)]
+    document = LayeredDocument(tmp_path / "late.psd", 30, 20, 3, np.uint8)
+    document.add_layer("a", pixels[0], mask_later=True)
+    document.add_layer("b", pixels[1], mask_later=True)
+    document.add_layer("c", pixels[2], np.full((20, 30), 99, np.uint8))
+    document.write(pixels[2], later)
+    psd = PSDImage.open(tmp_path / "late.psd")
+    assert [round(float(layer.numpy(channel="mask").mean()) * 255) for layer in psd] == [255, 7, 99]
+    assert all(np.array_equal(np.round(layer.numpy()[..., :3] * 255).astype(np.uint8), want)
+               for layer, want in zip(psd, pixels))

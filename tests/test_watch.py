@@ -44,6 +44,11 @@ def watching(root: Path, *options: str):
             process.wait(60)
 
 
+def frame_layers(document) -> int:
+    """The layers of a FocusDrop PSD that hold frames (not the blend, pyramid or depth-map layers)."""
+    return sum("(FocusDrop)" not in layer.name for layer in PSDImage.open(document))
+
+
 def wait_for(condition, timeout, log=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -82,9 +87,10 @@ def test_two_loose_brackets_with_a_capture_gap_become_two_stacks(tmp_path, small
     assert "stack formed: a_01, 5 frames (capture time jumps" in text
     assert "stack formed: b_01, 5 frames (no new frame for 1.5 s)" in text
     assert "finished: b_01" in text and "frame arrived: b_05.tif (480x320, 16-bit)" in text
-    assert len(PSDImage.open(tmp_path / "Out" / "a_01.psd")) == 5
+    assert frame_layers(tmp_path / "Out" / "a_01.psd") == 5
     view = open_in_gimp(tmp_path / "Out" / "b_01.psd", tmp_path / "gimp")
-    assert [name for name, _, has_mask in view.layers if has_mask] == [f"b_{k:02d}" for k in range(5, 0, -1)]
+    masked_frames = [name for name, _, has_mask in view.layers if has_mask and "(FocusDrop)" not in name]
+    assert masked_frames == [f"b_{k:02d}" for k in range(5, 0, -1)]
     status = subprocess.run([sys.executable, "-m", "bridge.cli", "status", str(tmp_path / "In")],
                             capture_output=True, text=True)
     assert status.stdout.splitlines()[0] == "waiting: 0  running: 0  done: 2  failed: 0"
@@ -168,8 +174,8 @@ def test_kill_9_while_stacking_then_restart_finishes_exactly_once(tmp_path, larg
     assert files(tmp_path / "In" / "done" / "k_01") == [f"k_{k:02d}.tif" for k in range(1, 9)] + ["report.json"]
     assert files(tmp_path / "In" / ".focusdrop" / "jobs") == []
     assert files(tmp_path / "In") == [".focusdrop", "done", "failed"]
-    assert len(PSDImage.open(tmp_path / "Out" / "k_01.psd")) == 8
-    assert len(open_in_gimp(tmp_path / "Out" / "k_01.psd", tmp_path / "gimp").layers) == 8
+    assert frame_layers(tmp_path / "Out" / "k_01.psd") == 8
+    assert len(open_in_gimp(tmp_path / "Out" / "k_01.psd", tmp_path / "gimp").layers) == 8 + 2  # blend, depth
 
 
 def test_sigterm_lets_the_running_stack_finish(tmp_path, large):
