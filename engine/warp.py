@@ -13,6 +13,9 @@ import numpy as np
 
 from engine import geometry
 
+NO_SHADING = 0.001  # a shading field this close to 1 everywhere changes no output level: skip it
+FIELD_ROWS = 256    # rows of the stretched shading field made at a time
+
 
 def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, int, int, int],
                       gain: np.ndarray, full_scale: float, shading: np.ndarray | None = None) -> np.ndarray:
@@ -34,14 +37,17 @@ def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, in
                                borderMode=cv2.BORDER_REPLICATE)
     scale = (np.asarray(gain, np.float32) / np.float32(full_scale)).reshape(1, 1, channels)
     image = moved.reshape(y1 - y0, x1 - x0, channels).astype(np.float32)
-    image *= scale
-    if shading is not None:
+    if shading is None or np.abs(shading - 1.0).max() < NO_SHADING:
+        image *= scale
+    else:  # the gain folded into the field: one multiply, a band of rows at a time (no full-size copy)
         height, width = pixels.shape[:2]
         grid_h, grid_w = shading.shape[:2]
-        box_to_grid = geometry.resize_matrix(grid_w / width, grid_h / height) @ geometry.translation(x0, y0)
-        field = cv2.warpAffine(shading, box_to_grid[:2], (x1 - x0, y1 - y0),
-                               flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
-        image *= field.reshape(image.shape)
+        field = shading * scale
+        for top in range(0, y1 - y0, FIELD_ROWS):
+            rows = image[top:top + FIELD_ROWS]
+            band_to_grid = geometry.resize_matrix(grid_w / width, grid_h / height) @ geometry.translation(x0, y0 + top)
+            rows *= cv2.warpAffine(field, band_to_grid[:2], (x1 - x0, len(rows)), flags=cv2.INTER_LINEAR
+                                   | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE).reshape(rows.shape)
     return np.minimum(image, 1.0, out=image)
 
 
