@@ -30,8 +30,9 @@ DEMO_QUIET = 3.0  # seconds; the service's default is 10
 
 
 def psnr(image: np.ndarray, truth: np.ndarray) -> float:
-    """Peak signal-to-noise ratio, dB, of two float images in [0, 1]."""
-    return float(10.0 * np.log10(1.0 / np.mean((image.astype(np.float64) - truth) ** 2)))
+    """Peak signal-to-noise ratio, dB, of two float images in [0, 1] (infinite for equal images)."""
+    with np.errstate(divide="ignore"):
+        return float(10.0 * np.log10(1.0 / np.mean((image.astype(np.float64) - truth) ** 2)))
 
 
 def to_unit(pixels: np.ndarray) -> np.ndarray:
