@@ -10,7 +10,11 @@ The spread is also what puts a band beside depth steps: it carries the frame tha
 of a step onto the pixels on the other (the band's error lies within 3 px of the step). A 1 px spread
 halved that zone (band 3.05 -> 1.76 dB below the rest on the sphere bracket, PSNR +0.1 dB), but on the
 shared circuit-board bracket it left the result visibly speckled, colour noise at every edge: neighbouring
-frames, near-equal in sharpness, then win pixel by pixel; 2 px still speckled. So 3 px stays.
+frames, near-equal in sharpness, then win pixel by pixel; 2 px still speckled. So 3 px stays, followed by a
+local minimum over a 9 px disc (grey erosion): energy that leaked across a step is cut back by the distance
+it leaked, while the field stays as smooth as the spread made it. Measured: band beside depth steps 3.06 ->
+1.48 dB below the rest (sphere), 3.83 -> 2.28 dB (hard steps), PSNR +0.12 to +0.21 dB, strands +0.14 dB;
+no speckle on the circuit board; 7 px did less, 13 px lost thin strands (ring error 0.84 -> 1.00).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import cv2
 import numpy as np
 
 LUMA = (0.299, 0.587, 0.114)
+_DISC9 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
 
 
 def luminance(image: np.ndarray) -> np.ndarray:
@@ -34,4 +39,5 @@ def focus_measure(grey: np.ndarray, noise_sigma: float = 0.7, spread_sigma: floa
     smooth = cv2.GaussianBlur(grey, (0, 0), noise_sigma, borderType=cv2.BORDER_REFLECT101)
     energy = cv2.Laplacian(smooth, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT101)
     np.multiply(energy, energy, out=energy)
-    return cv2.GaussianBlur(energy, (0, 0), spread_sigma, borderType=cv2.BORDER_REFLECT101)
+    spread = cv2.GaussianBlur(energy, (0, 0), spread_sigma, borderType=cv2.BORDER_REFLECT101)
+    return cv2.erode(spread, _DISC9)
