@@ -24,7 +24,7 @@ from engine.align import AlignmentError, FrameKey, chain_to_reference, featurele
 from engine.crop import NoCommonArea, common_area
 from engine.depthmap import DepthmapFusion
 from engine.exposure import exposure_gains, thumbnail, thumbnail_factor
-from engine.focus import focus_measure, luminance
+from engine.focus import focus_measure, luminance, nearby_focus
 from engine.frames import FrameError, FrameInfo, check_stack, probe_frame, read_frame
 from engine.prefetch import ordered_map
 from engine.pyramid import PyramidFusion
@@ -236,9 +236,9 @@ def _log_alignment(alignment: Alignment) -> None:
 
 
 def _prepare(k: int, alignment: Alignment, options: StackOptions,
-             timings: Timings) -> tuple[np.ndarray, np.ndarray | None]:
+             timings: Timings) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Pass 2's per-frame work before fusion: frame k on the output box (h, w, C) float32 and, for the
-    depth-map method, its focus measure (h, w) float32."""
+    depth-map method, its focus measure and that measure spread wide, both (h, w) float32."""
     info = alignment.frames[k]
     with timings("read"):
         pixels = read_frame(info)
@@ -247,13 +247,14 @@ def _prepare(k: int, alignment: Alignment, options: StackOptions,
                                   info.full_scale, alignment.shading[k])
         del pixels
     if options.method != "depthmap":
-        return image, None
+        return image, None, None
     with timings("focus"):
         focus = focus_measure(luminance(image), options.noise_sigma, options.spread_sigma)
         if not options.crop:
             height, width, _ = info.shape
             focus *= coverage(alignment.to_ref[k], alignment.box, width, height)
-    return image, focus
+        nearby = nearby_focus(focus)
+    return image, focus, nearby
 
 
 def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress = _no_progress,
@@ -270,16 +271,16 @@ def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress 
     total = len(alignment.frames)
     prepared = ordered_map(partial(_prepare, alignment=alignment, options=options, timings=timings),
                            range(total), ahead=1)
-    for k, (image, focus) in enumerate(prepared):
+    for k, (image, focus, nearby) in enumerate(prepared):
         with timings("fuse"):
             if pyramid is not None:
                 pyramid.add(image)
             if depthmap is not None:
-                depthmap.add(image, focus, k)
+                depthmap.add(image, focus, nearby, k)
         if on_layer is not None and depthmap is not None:
             with timings("layers"):
                 on_layer(alignment.frames[k], image)
-        del image, focus
+        del image, focus, nearby
         progress("fuse", k + 1, total)
     with timings("fuse"):
         if depthmap is None:

@@ -4,9 +4,13 @@ import numpy as np
 
 from engine.depthmap import DepthmapFusion
 from engine.masks import owner_map, region_masks
-from engine.focus import focus_measure
+from engine.focus import focus_measure, nearby_focus
 from engine.pyramid import PyramidFusion, collapse, laplacian_pyramid
 from engine.shading import shading_fields
+
+
+def _add(fusion, image, focus, k):
+    fusion.add(image, focus, nearby_focus(focus), k)
 
 
 def _frames(rng, n=4, shape=(40, 50, 3)):
@@ -50,7 +54,7 @@ def test_the_sharper_frame_wins_where_it_is_sharper():
     right_sharp = np.concatenate([blurred[:, :30], sharp[:, 30:]], axis=1)
     fusion = DepthmapFusion(sharp.shape)
     for k, image in enumerate([left_sharp, right_sharp]):
-        fusion.add(image, focus_measure(image[..., 0], 1.0, 2.0), k)
+        _add(fusion, image, focus_measure(image[..., 0], 1.0, 2.0), k)
     depth = fusion.depth()
     assert (depth[:, :20] == 0).all() and (depth[:, 40:] == 1).all()
     inner = (slice(None), np.r_[0:20, 40:60])
@@ -61,7 +65,7 @@ def test_flat_frames_weigh_the_same():
     flat = [np.full((10, 10, 3), v, np.float32) for v in (0.2, 0.4, 0.6)]
     fusion = DepthmapFusion(flat[0].shape)
     for k, image in enumerate(flat):
-        fusion.add(image, np.zeros((10, 10), np.float32), k)
+        _add(fusion, image, np.zeros((10, 10), np.float32), k)
     assert np.allclose(fusion.result(), 0.4, atol=1e-6)
 
 
@@ -94,7 +98,7 @@ def test_a_blurred_first_frame_does_not_overflow_the_weights():
              np.full((20, 30), 2e-9, np.float32)]
     fusion = DepthmapFusion(images[0].shape)
     for k, (image, f) in enumerate(zip(images, focus)):
-        fusion.add(image, f.copy(), k)
+        _add(fusion, image, f.copy(), k)
     result = fusion.result()
     assert np.isfinite(result).all() and np.abs(result - images[1]).max() < 1e-4
     assert (fusion.depth() == 1).all()
@@ -113,7 +117,7 @@ def test_plain_background_is_averaged_and_owned_by_the_frame_of_the_nearest_deta
         images.append(image)
     fusion = DepthmapFusion(images[0].shape)
     for k, image in enumerate(images):
-        fusion.add(image, focus_measure(image[..., 0]), k)
+        _add(fusion, image, focus_measure(image[..., 0]), k)
     background = (slice(0, 25), slice(None))
     noise = np.std([image[background] for image in images], axis=0).mean()
     assert np.abs(fusion.result()[background] - 0.8).std() < 0.75 * noise  # averaged: less noise than a frame
