@@ -54,4 +54,4 @@ def test_fusion_keeps_the_sharpest_frames_detail_where_it_is_sharpest(name):
     fused = local_energy(result.image.astype(np.float32) / np.iinfo(result.image.dtype).max)
     detail = sharpest > np.median(sharpest)
     ratio = fused[detail].sum() / sharpest[detail].sum()
-    assert ratio > 0.99, ratio  # measured: 1.001 (ring), 1.040 (beetle), 1.046 (circuit board)
+    assert ratio > 0.99, ratio  # measured: 1.002 (ring), 1.048 (beetle), 1.060 (circuit board)

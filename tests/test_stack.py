@@ -231,8 +231,9 @@ def test_no_halo_beside_thin_strands(tmp_path, strands_bracket):
     x0, y0, x1, y1 = report["box"]
     result, true_image = to_unit(tifffile.imread(output)), truth.image[y0:y1, x0:x1]
     ring, far = ring_errors(result, true_image, truth.depth[y0:y1, x0:x1] < 1.0)
-    # 8-bit levels, low-passed; measured 0.99 and 0.07 (2.19 and 0.11 without the shading correction)
-    assert ring < 1.2 and far < 0.15, (ring, far)
+    # 8-bit levels, low-passed; measured 0.90 and 0.07 (2.19 and 0.11 without the shading correction and
+    # the plain-area blend; the last release: 2.46 at 1200x800)
+    assert ring < 1.1 and far < 0.15, (ring, far)
 
 
 def test_band_around_depth_steps_is_close_to_the_rest(tmp_path, standard_bracket):
@@ -240,4 +241,4 @@ def test_band_around_depth_steps_is_close_to_the_rest(tmp_path, standard_bracket
     x0, y0, x1, y1 = report["box"]
     truth = standard_bracket.truth
     gap = step_band_gap(to_unit(tifffile.imread(output)), truth.image[y0:y1, x0:x1], truth.depth[y0:y1, x0:x1])
-    assert gap < 3.4, gap  # dB; measured 3.05 (2.95 before linear thumbnails raised the rest)
+    assert gap < 1.9, gap  # dB below the rest; measured 1.48 (2.95 in the last release)
