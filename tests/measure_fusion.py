@@ -3,7 +3,8 @@
     python tests/measure_fusion.py [--size 1200x800] [--keep DIR]
 
 For each bracket: PSNR against the true all-in-focus image, the halo ring error beside near strands and
-far from them (8-bit levels, low-passed), the band gap around depth steps (dB), and the stacking time.
+far from them (8-bit levels, low-passed), thin lines beside them (band-passed), the band gap around depth
+steps (dB), and the stacking time.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from bridge.demo import psnr, to_unit  # noqa: E402
 from bridge.samples import write_bracket  # noqa: E402
 from engine.pipeline import StackOptions, stack  # noqa: E402
 from engine.synthetic import BracketSpec  # noqa: E402
-from halo import ring_errors, step_band_gap  # noqa: E402
+from halo import parallel_lines, ring_errors, step_band_gap  # noqa: E402
 
 BRACKETS = {
     "strands": BracketSpec(scene="strands", frames=9, seed=21),
@@ -45,6 +46,7 @@ def measure(name: str, spec: BracketSpec, folder: Path, options: StackOptions) -
     row = {"bracket": name, "psnr": psnr(image, true_image), "seconds": seconds}
     if spec.scene == "strands":
         row["ring"], row["far"] = ring_errors(image, true_image, depth < 1.0)
+        row["lines"] = parallel_lines(image, true_image, depth < 1.0)
     else:
         row["band gap"] = step_band_gap(image, true_image, depth)
     return row

@@ -19,7 +19,7 @@ from engine import geometry
 from engine.frames import probe_frame
 from engine.pipeline import StackOptions, align_frames
 from engine.synthetic import BracketSpec
-from halo import ring_errors, step_band_gap
+from halo import parallel_lines, ring_errors, step_band_gap
 
 DEPTHMAP_DB = 35.6
 PYRAMID_DB = 34.7
@@ -231,9 +231,13 @@ def test_no_halo_beside_thin_strands(tmp_path, strands_bracket):
     x0, y0, x1, y1 = report["box"]
     result, true_image = to_unit(tifffile.imread(output)), truth.image[y0:y1, x0:x1]
     ring, far = ring_errors(result, true_image, truth.depth[y0:y1, x0:x1] < 1.0)
-    # 8-bit levels, low-passed; measured 0.90 and 0.07 (2.19 and 0.11 without the shading correction and
+    # 8-bit levels, low-passed; measured 0.94 and 0.07 (2.19 and 0.11 without the shading correction and
     # the plain-area blend; the last release: 2.46 at 1200x800)
     assert ring < 1.1 and far < 0.15, (ring, far)
+    # thin lines parallel to the strands, band-passed: measured 0.50 (0.65 with an unblurred local minimum
+    # in the focus measure; the last release 0.99 at 1200x800)
+    lines = parallel_lines(result, true_image, truth.depth[y0:y1, x0:x1] < 1.0)
+    assert lines < 0.6, lines
 
 
 def test_band_around_depth_steps_is_close_to_the_rest(tmp_path, standard_bracket):
@@ -241,4 +245,4 @@ def test_band_around_depth_steps_is_close_to_the_rest(tmp_path, standard_bracket
     x0, y0, x1, y1 = report["box"]
     truth = standard_bracket.truth
     gap = step_band_gap(to_unit(tifffile.imread(output)), truth.image[y0:y1, x0:x1], truth.depth[y0:y1, x0:x1])
-    assert gap < 1.9, gap  # dB below the rest; measured 1.48 (2.95 in the last release)
+    assert gap < 2.1, gap  # dB below the rest; measured 1.76 (2.95 in the last release)
