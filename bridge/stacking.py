@@ -58,8 +58,7 @@ class LayerCollector:
         depth = depth_image(result, dtype)
         self.document.add_layer(DEPTH_LAYER_NAME, np.repeat(depth, result.image.shape[2], axis=2), visible=False)
         self.document.xmp = frames[result.alignment.reference].xmp
-        masks = (to_integer(mask[..., None], dtype)[..., 0] for mask in region_masks(result.depth, len(frames)))
-        written = self.document.write(result.image, masks)
+        written = self.document.write(result.image, region_masks(result.depth, len(frames), dtype))
         if written != self.path:
             log.warning("the document is over PSD's 2 GB or 30,000 px limit: wrote %s as PSB (large document "
                         "format; Photoshop opens it, GIMP 2.10 does not)", written.name)

@@ -178,11 +178,7 @@ class LayeredDocument:
         path written: ``path``, or ``path`` with the suffix .psb when a .psd would break PSD's limits."""
         try:
             self._spool_pending()
-            waiting = [layer for layer in self._layers if layer.mask_later]
-            for layer, mask in zip(waiting, later_masks, strict=True):
-                if mask.shape != (self.height, self.width) or mask.dtype != self.dtype:
-                    raise ValueError(f"mask of layer {layer.name!r}: {mask.shape} {mask.dtype} does not fit")
-                layer.mask = struct.pack(">H", ZIP_WITH_PREDICTION) + zip_with_prediction(mask)
+            self._compress_later_masks(later_masks)
             version = 2 if self.path.suffix.lower() == ".psb" else 1
             rle = [rle_channel(composite[..., c], version) for c in range(self.channels)]
             masks = sum(len(layer.mask or b"") for layer in self._layers)
@@ -205,6 +201,21 @@ class LayeredDocument:
             return path
         finally:
             self.close()
+
+    def _compress_later_masks(self, masks: Iterable[np.ndarray]) -> None:
+        """Compress the masks given to ``write``, each while the next is being made, two at most in memory."""
+        waiting = [layer for layer in self._layers if layer.mask_later]
+        compressing: list[tuple[_Layer, object]] = []
+        for layer, mask in zip(waiting, masks, strict=True):
+            if mask.shape != (self.height, self.width) or mask.dtype != self.dtype:
+                raise ValueError(f"mask of layer {layer.name!r}: {mask.shape} {mask.dtype} does not fit")
+            compressing.append((layer, self._pool.submit(zip_with_prediction, mask)))
+            del mask
+            if len(compressing) == 2:
+                done, future = compressing.pop(0)
+                done.mask = struct.pack(">H", ZIP_WITH_PREDICTION) + future.result()
+        for done, future in compressing:
+            done.mask = struct.pack(">H", ZIP_WITH_PREDICTION) + future.result()
 
     def close(self) -> None:
         """Drop the spool and the compression threads (``write`` does this itself)."""

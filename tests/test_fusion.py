@@ -20,7 +20,7 @@ def _frames(rng, n=4, shape=(40, 50, 3)):
 def test_region_masks_are_white_where_a_frame_owns_and_composite_to_one():
     owners = np.zeros((40, 60), np.uint8)
     owners[:, 20:40], owners[:, 40:] = 1, 2
-    masks = list(region_masks(owners, 3))
+    masks = [m / 65535 for m in region_masks(owners, 3)]
     assert len(masks) == 3 and np.all(masks[0] == 1.0)  # the bottom layer is white
     assert masks[1][:, 24:36].min() > 0.99 and masks[1][:, 44:].max() < 0.01 and masks[1][:, :16].max() < 0.01
     assert masks[2][:, 44:].min() > 0.99 and masks[2][:, :36].max() < 0.01
@@ -29,7 +29,7 @@ def test_region_masks_are_white_where_a_frame_owns_and_composite_to_one():
     for mask in reversed(masks):
         weights.append(mask * left)
         left = left * (1 - mask)
-    assert np.allclose(sum(weights), 1.0, atol=1e-5)
+    assert np.allclose(sum(weights), 1.0, atol=0.01)  # the feather is blurred at 8 bits
     mid_grey = np.mean([((m > 0.1) & (m < 0.9)).mean() for m in masks[1:]])
     assert mid_grey < 0.1  # only the seams are soft
 
