@@ -10,20 +10,21 @@ The floor is the focus a frame needs to be chosen over the others: 50 times the 
 percentile (where a product shot has plain background, that is sensor noise), at most 5 % of S, at least
 10 ** (-30 / p) (which keeps p-th powers out of float32's denormal range). Where every frame is flatter
 than the floor, all frames weigh the same: plain background is averaged, not picked pixel by pixel from
-whichever frame's noise is strongest. Measured: the layer masks of the shared ring bracket 4.6 times
-smoother (mean step between neighbouring mask pixels 0.052 -> 0.011), the beetle's 2.7 times, synthetic
-PSNR unchanged (-0.01 dB). Should a later frame be over 1000 times sharper than S (the first frame
+whichever frame's noise is strongest. Measured when the layer masks were these weights: the shared ring
+bracket's 4.6 times smoother (mean step between neighbouring mask pixels 0.052 -> 0.011), the beetle's 2.7
+times, synthetic PSNR unchanged (-0.01 dB). Should a later frame be over 1000 times sharper than S (the first frame
 was all blur), S grows to that frame's peak and the sums so far shrink by the same factor to the p: the
 p-th powers stay far from float32's overflow, and every weight keeps its ratio to the others.
 
 Where no frame is sharper than the floor (plain background), the average of all frames is wrong beside an
 edge: the frames in which the edge is blurred spread its colour there (a glow, a dark skirt), while the
 frame in which it is sharp shows the plain background clean. So a second blend runs alongside, each frame
-weighted by its focus spread wide (engine.focus.nearby_focus): (F_wide / S + floor) ** 4. Near an edge it is the edge's sharp frame that has the most focus nearby; far
-from every edge all weigh the same. The result takes this second blend where every frame is far below the
-floor (a quarter of it), the first from half of it up (depth-map inpainting in spirit: the
-frame of the nearest edge carries on into the flat area, as ``depth`` does for the masks). Not nearer
-the floor: dark, low-contrast texture sits there, and beside a depth step the wide spread reaches across.
+weighted by its focus spread wide (engine.focus.nearby_focus): (F_wide / S + floor) ** 4. Near an edge
+the edge's sharp frame has the most focus nearby; far from every edge all weigh the same. The result takes
+this second blend where every frame is far below the floor (a quarter of it), the first from half of it
+up: depth-map inpainting in spirit, the frame of the nearest edge carrying on into the flat area, as
+``depth`` does for the masks. Not nearer the floor: dark, low-contrast texture sits there, and beside a
+depth step the wide spread reaches across.
 
 ``depth`` gives which frame supplies each pixel, cleaned for reading (engine.masks): the layered
 document's masks and the depth-map layer are drawn from it.
@@ -121,7 +122,6 @@ class DepthmapFusion:
         a frame is sharper than the noise floor (``_sharpness``); elsewhere the frame of the nearest pixel
         where one is."""
         return owner_map(self._depth, self._sharpness() > 1.0)
-
 
 
 def _power(values: np.ndarray, power: float) -> np.ndarray:

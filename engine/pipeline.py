@@ -28,8 +28,8 @@ from engine.focus import focus_measure, luminance, nearby_focus
 from engine.frames import FrameError, FrameInfo, check_stack, probe_frame, read_frame
 from engine.prefetch import ordered_map
 from engine.pyramid import PyramidFusion
-from engine.shading import shading_fields
 from engine.save import to_integer
+from engine.shading import shading_fields
 from engine.warp import coverage, warp_to_reference
 
 log = logging.getLogger("focusdrop")
