@@ -61,6 +61,7 @@ class DepthmapFusion:
         self._spread = np.empty((h, w, channels), np.float32)  # the weight, once per channel
         self._flat_sum = np.zeros((h, w, channels), np.float32)   # the second blend, for plain areas
         self._flat_weight = np.zeros((h, w), np.float32)
+        self._sharp: np.ndarray | None = None  # _sharpness(), once the frames are in
 
     def add(self, image: np.ndarray, focus: np.ndarray, nearby: np.ndarray, index: int) -> None:
         """Blend in one frame.
@@ -69,6 +70,7 @@ class DepthmapFusion:
         no pixels; nearby: (H, W) float32, the focus spread wide (engine.focus.nearby_focus); index: the
         frame's position in the stack. ``focus`` and ``nearby`` are consumed (overwritten).
         """
+        self._sharp = None
         if self._scale is None:
             noise, high = np.percentile(focus[::4, ::4], (NOISE_PERCENTILE, 99.9))
             self._scale = np.float32(max(high, 1e-12))
@@ -102,9 +104,12 @@ class DepthmapFusion:
 
     def _sharpness(self) -> np.ndarray:
         """(H, W) float32: the largest focus over a few pixels, in units of the floor (1: as sharp as the
-        floor). An edge is above 1; a speck of noise above the floor is not, once blurred."""
-        best = cv2.GaussianBlur(self._best, (0, 0), CONFIDENCE_SIGMA)
-        return best * np.float32(1.0 / (self._floor * self._scale))
+        floor). An edge is above 1; a speck of noise above the floor is not, once blurred. Computed once
+        for ``result`` and ``depth`` together."""
+        if self._sharp is None:
+            best = cv2.GaussianBlur(self._best, (0, 0), CONFIDENCE_SIGMA)
+            self._sharp = best * np.float32(1.0 / (self._floor * self._scale))
+        return self._sharp
 
     def result(self) -> np.ndarray:
         """The fused image so far, (H, W, C) float32: the focus blend where a frame is sharp, the blend by

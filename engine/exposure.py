@@ -38,6 +38,24 @@ def thumbnail(pixels: np.ndarray, factor: float) -> np.ndarray:
     return small.reshape(*small.shape[:2], pixels.shape[2]) ** np.float32(1.0 / GAMMA)
 
 
+def onto_reference(thumb: np.ndarray, to_ref: np.ndarray, factor: float,
+                   shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A frame's thumbnail moved onto the reference thumbnail's grid.
+
+    thumb: (h, w, C) float32; to_ref: (3, 3) frame -> reference, full-resolution px; factor: thumbnail
+    size / full size; shape: the reference thumbnail's (h, w, C). Returns the moved thumbnail (h, w, C)
+    float32 and where the frame covers it, (h, w) bool (2 px in from its edges, clear of resampling).
+    """
+    h, w, channels = shape
+    to_thumb = geometry.resize_matrix(factor)
+    matrix = (to_thumb @ to_ref @ np.linalg.inv(to_thumb))[:2]
+    moved = cv2.warpAffine(thumb, matrix, (w, h), flags=cv2.INTER_LINEAR).reshape(h, w, channels)
+    inner = np.zeros(thumb.shape[:2], np.uint8)
+    inner[2:-2, 2:-2] = 1
+    seen = cv2.warpAffine(inner, matrix, (w, h), flags=cv2.INTER_NEAREST) > 0
+    return moved, seen
+
+
 def exposure_gains(thumbs: list[np.ndarray], to_ref: np.ndarray, reference: int,
                    factor: float) -> np.ndarray:
     """Per-channel gains, encoded values, that bring each frame to the reference's exposure.
@@ -47,17 +65,11 @@ def exposure_gains(thumbs: list[np.ndarray], to_ref: np.ndarray, reference: int,
     """
     ref = thumbs[reference]
     h, w, channels = ref.shape
-    to_thumb = geometry.resize_matrix(factor)
-    from_thumb = np.linalg.inv(to_thumb)
     gains = np.ones((len(thumbs), channels), dtype=np.float32)
-    inner = np.zeros((h, w), np.uint8)
-    inner[2:-2, 2:-2] = 1
     for k, thumb in enumerate(thumbs):
         if k == reference:
             continue
-        matrix = (to_thumb @ to_ref[k] @ from_thumb)[:2]
-        moved = cv2.warpAffine(thumb, matrix, (w, h), flags=cv2.INTER_LINEAR).reshape(h, w, channels)
-        seen = cv2.warpAffine(inner, matrix, (w, h), flags=cv2.INTER_NEAREST) > 0
+        moved, seen = onto_reference(thumb, to_ref[k], factor, ref.shape)
         usable = seen & np.all((ref > CLIP_LOW) & (ref < CLIP_HIGH)
                                & (moved > CLIP_LOW) & (moved < CLIP_HIGH), axis=2)
         if usable.sum() < 0.05 * h * w:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import struct
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -205,7 +205,7 @@ class LayeredDocument:
     def _compress_later_masks(self, masks: Iterable[np.ndarray]) -> None:
         """Compress the masks given to ``write``, each while the next is being made, two at most in memory."""
         waiting = [layer for layer in self._layers if layer.mask_later]
-        compressing: list[tuple[_Layer, object]] = []
+        compressing: list[tuple[_Layer, Future]] = []
         for layer, mask in zip(waiting, masks, strict=True):
             if mask.shape != (self.height, self.width) or mask.dtype != self.dtype:
                 raise ValueError(f"mask of layer {layer.name!r}: {mask.shape} {mask.dtype} does not fit")

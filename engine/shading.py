@@ -18,8 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine import geometry
-from engine.exposure import CLIP_HIGH, GAMMA
+from engine.exposure import CLIP_HIGH, GAMMA, onto_reference
 
 SIGMA_FRACTION = 1 / 40   # low-pass sigma, as a fraction of the frame's width
 FLAT_STD = 0.01           # encoded values: a 5x5 thumbnail window flatter than this is plain
@@ -49,13 +48,9 @@ def shading_fields(thumbs: list[np.ndarray], to_ref: np.ndarray, reference: int,
     h, w, channels = ref.shape
     grid = (max(2, round(w * GRID_FACTOR)), max(2, round(h * GRID_FACTOR)))
     fields = np.ones((len(thumbs), grid[1], grid[0], channels), np.float32)
-    to_thumb = geometry.resize_matrix(factor)
-    from_thumb = np.linalg.inv(to_thumb)
     ref_linear = ref ** GAMMA
     ref_plain = _flat(ref) & np.all(ref < CLIP_HIGH, axis=2)
     sigma = SIGMA_FRACTION * w
-    inner = np.zeros((h, w), np.uint8)
-    inner[2:-2, 2:-2] = 1
 
     def lowpass(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
         blurred = cv2.GaussianBlur(values * weight[..., None], (0, 0), sigma, borderType=cv2.BORDER_REFLECT101)
@@ -64,10 +59,8 @@ def shading_fields(thumbs: list[np.ndarray], to_ref: np.ndarray, reference: int,
     for k, thumb in enumerate(thumbs):
         if k == reference:
             continue
-        matrix = (to_thumb @ to_ref[k] @ from_thumb)[:2]
-        moved = cv2.warpAffine(thumb, matrix, (w, h), flags=cv2.INTER_LINEAR).reshape(h, w, channels)
+        moved, seen = onto_reference(thumb, to_ref[k], factor, ref.shape)
         moved = np.minimum(moved * gains[k], 1.0)
-        seen = cv2.warpAffine(inner, matrix, (w, h), flags=cv2.INTER_NEAREST) > 0
         plain = (seen & ref_plain & _flat(moved) & np.all(moved < CLIP_HIGH, axis=2)).astype(np.float32)
         support = cv2.GaussianBlur(plain, (0, 0), sigma, borderType=cv2.BORDER_REFLECT101)
         ratio = lowpass(ref_linear, plain) / np.maximum(lowpass(moved ** GAMMA, plain), 1e-6)
