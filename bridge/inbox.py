@@ -1,13 +1,19 @@
 """What has landed in the hot folder: which files are complete, and which stacks are ready to take.
 
 Every scan notes each candidate's size and modification time; a file whose size and time have not
-changed for SETTLE seconds and whose header opens is settled (exporters write progressively, sometimes
-under temporary names, which are not image names and so are never candidates). Then:
+changed for SETTLE seconds and that opens as a complete frame (engine.frames.probe_frame: header, every
+strip present, end marker) is settled (exporters write progressively, sometimes under temporary names,
+which are not image names and so are never candidates). Then:
 - loose frames in the folder itself are split into bursts (bridge.grouping); a burst is ready once
   nothing in it has changed for the quiet period, and it is not the newest burst while frames are still
   arriving;
+- a loose file that does not open as a complete frame is waited for: one whose data stops short (an
+  export stalled on a network share) holds back the newest burst until ``give_up``; one that is empty or
+  not a readable image, for the quiet period only. Once unchanged for ``give_up`` seconds it is returned
+  as a stack of its own with its problem, which the service sends to failed/ with an error.txt;
 - a job folder NAME/ (never NAME.partial/) is ready when it was renamed from NAME.partial/ or carries a
-  manifest.json and its files are settled, or otherwise once it has been quiet for the quiet period.
+  manifest.json and its files are settled, or otherwise once it has been quiet for the quiet period and
+  every frame in it opens complete (or ``give_up`` has passed: it then fails, naming the frame).
 """
 from __future__ import annotations
 
@@ -20,11 +26,12 @@ from pathlib import Path
 from typing import Callable
 
 from bridge.grouping import LooseFrame, split_bursts
-from engine.frames import IMAGE_SUFFIXES, FrameError, capture_time, list_frames, probe_frame
+from engine.frames import IMAGE_SUFFIXES, FrameError, IncompleteFrame, capture_time, list_frames, probe_frame
 
 log = logging.getLogger("focusdrop")
 
 SETTLE = 2.0            # seconds a file's size and time must hold still
+GIVE_UP = 60.0          # default seconds an unusable file may sit unchanged before it is sent to failed/
 RESERVED = {"done", "failed"}
 PARTIAL = ".partial"
 SIDECAR = ".xmp"
@@ -42,6 +49,7 @@ class ReadyStack:
     folder: Path | None = None
     manifest: dict | str = field(default_factory=dict)
     how: str = ""
+    problem: str = ""  # a file that never became a usable frame: what is wrong with it
 
 
 @dataclass
@@ -49,7 +57,8 @@ class _Seen:
     signature: tuple
     changed: float
     frame: LooseFrame | None = None
-    announced: bool = False
+    problem: str = ""  # why it does not open as a complete frame (loose files), "" if it does
+    cut_short: bool = False  # its header opens but its data stops short
 
 
 def _is_image(path: Path) -> bool:
@@ -57,14 +66,14 @@ def _is_image(path: Path) -> bool:
 
 
 class Inbox:
-    """The hot folder ``root``; quiet and gap in seconds; clock: monotonic seconds (tests may replace it);
-    ignore: more folder names to leave alone (the output folder, when it lies inside the hot folder)."""
+    """The hot folder ``root``; quiet, gap and give_up in seconds; clock: monotonic seconds (tests may
+    replace it); ignore: more folder names to leave alone (the output folder, when it lies inside)."""
 
     def __init__(self, root: Path, quiet: float, gap: float, clock: Callable[[], float] = time.monotonic,
-                 ignore: tuple[str, ...] = ()):
+                 ignore: tuple[str, ...] = (), give_up: float = GIVE_UP):
         self.root = root
         self.ignore = RESERVED | set(ignore)  # folder names that are never job folders
-        self.quiet, self.gap, self.clock = quiet, gap, clock
+        self.quiet, self.gap, self.give_up, self.clock = quiet, gap, max(give_up, quiet), clock
         self._seen: dict[Path, _Seen] = {}
         self._renamed: set[Path] = set()
 
@@ -97,21 +106,28 @@ class Inbox:
         return seen
 
     def _ready_loose(self, paths: list[Path], now: float) -> list[ReadyStack]:
-        settled, arriving = [], False
+        settled, arriving, ready = [], False, []
         for path in paths:
             try:
                 stat = path.stat()
             except FileNotFoundError:
                 continue
             seen = self._track(path, (stat.st_size, stat.st_mtime_ns), now)
-            if now - seen.changed < SETTLE or stat.st_size == 0:
+            still = now - seen.changed
+            if still < SETTLE:
                 arriving = True
                 continue
             if seen.frame is None:
-                seen.frame = self._describe(path, stat.st_mtime)
-            settled.append(seen.frame)
+                self._describe(path, stat.st_mtime, seen)
+            if seen.frame is not None:
+                settled.append(seen.frame)
+            elif still >= self.give_up:
+                ready.append(ReadyStack(path.stem, [path], self._sidecars([path]),
+                                        how=f"unusable for {self.give_up:g} s",
+                                        problem=f"{seen.problem}; unchanged for {self.give_up:g} s"))
+            elif still < (self.give_up if seen.cut_short else self.quiet):
+                arriving = True  # perhaps an export stalled: wait for it, for a while
         bursts = split_bursts(settled, self.gap)
-        ready = []
         for i, burst in enumerate(bursts):
             last_change = max(self._seen[f.path].changed for f in burst.frames)
             newest = i == len(bursts) - 1
@@ -122,16 +138,19 @@ class Inbox:
             ready.append(ReadyStack(frames[0].stem, frames, self._sidecars(frames), how=how))
         return ready
 
-    def _describe(self, path: Path, mtime: float) -> LooseFrame:
-        """Header and capture time of a settled frame; an unreadable one still joins a stack (and fails it)."""
+    def _describe(self, path: Path, mtime: float, seen: _Seen) -> None:
+        """Note a settled file's header and capture time as ``seen.frame``, or its problem as
+        ``seen.problem`` (logged once per change of the file)."""
         try:
             info = probe_frame(path)
-            size = (info.shape[1], info.shape[0])
-            log.info("frame arrived: %s (%dx%d, %d-bit)", path.name, *size, info.dtype.itemsize * 8)
         except FrameError as e:
-            size = None
-            log.info("frame arrived: %s, unreadable so far (%s)", path.name, e.problem)
-        return LooseFrame(path, capture_time(path) or mtime, size)
+            if e.problem != seen.problem:
+                log.warning("waiting for %s: %s", path.name, e.problem)
+            seen.problem, seen.cut_short = e.problem, isinstance(e, IncompleteFrame)
+            return
+        size = (info.shape[1], info.shape[0])
+        log.info("frame arrived: %s (%dx%d, %d-bit)", path.name, *size, info.dtype.itemsize * 8)
+        seen.frame, seen.problem = LooseFrame(path, capture_time(path) or mtime, size), ""
 
     def _sidecars(self, frames: list[Path]) -> list[Path]:
         """IMG_1.xmp or IMG_1.tif.xmp beside IMG_1.tif, any case."""
@@ -151,7 +170,7 @@ class Inbox:
             how = "job folder renamed from .partial"
         elif has_manifest and quiet_for >= min(SETTLE, self.quiet):
             how = "job folder with a manifest"
-        elif quiet_for >= self.quiet:
+        elif quiet_for >= self.quiet and (quiet_for >= self.give_up or self._all_open(folder, seen)):
             how = f"job folder quiet for {self.quiet:g} s"
         else:
             return None
@@ -161,6 +180,20 @@ class Inbox:
         if isinstance(manifest, dict) and "frames" in manifest:
             frames = [folder / str(f) for f in manifest["frames"]]
         return ReadyStack(str(name), frames, folder=folder, manifest=manifest, how=how)
+
+
+    def _all_open(self, folder: Path, seen: _Seen) -> bool:
+        """Whether every frame in a quiet job folder opens complete; the first that does not is logged
+        (once per change of the folder)."""
+        for frame in list_frames(folder):
+            try:
+                probe_frame(frame)
+            except FrameError as e:
+                if e.problem != seen.problem:
+                    log.warning("waiting for %s/%s: %s", folder.name, frame.name, e.problem)
+                seen.problem = e.problem
+                return False
+        return True
 
 
 def read_manifest(folder: Path) -> dict | str:

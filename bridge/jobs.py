@@ -71,7 +71,9 @@ def claim(ws: Workspace, stack: ReadyStack) -> Job:
     else:
         sources = [str(p) for p in stack.frames + stack.sidecars]
         frames = [p.name for p in stack.frames]
-    options = stack.manifest if isinstance(stack.manifest, dict) else {"manifest_error": stack.manifest}
+    options = stack.manifest if isinstance(stack.manifest, dict) else {"problem": stack.manifest}
+    if stack.problem:
+        options = {"problem": f"{stack.frames[0].name}: {stack.problem}"}
     job = ws.journal.add(safe_name(stack.name), lambda job_id: ws.jobs / f"{job_id:06d}", frames, options,
                          sources)
     _move_in(job)
@@ -93,8 +95,8 @@ def _move_in(job: Job) -> None:
 def stack_options(job: Job, config: WatchConfig) -> tuple[StackOptions, list[str]]:
     """The job's stacking options and output suffixes: the config's, as its manifest amends them."""
     manifest = job.options
-    if "manifest_error" in manifest:
-        raise ValueError(manifest["manifest_error"])
+    if "problem" in manifest:  # a bad manifest.json, or a file that never became a frame
+        raise ValueError(manifest["problem"])
     unknown = set(manifest) - MANIFEST_OPTIONS
     if unknown:
         raise ValueError(f"manifest.json: unknown option {sorted(unknown)[0]!r}")

@@ -1,4 +1,5 @@
 """Reading frames in every format a photographer's tools write, and refusing bad ones by name."""
+import struct
 from pathlib import Path
 
 import cv2
@@ -7,6 +8,7 @@ import pytest
 import tifffile
 from PIL import Image
 
+from engine import frames
 from engine.frames import FrameError, check_stack, list_frames, probe_frame, read_frame
 from engine.save import write_image
 
@@ -75,10 +77,10 @@ def _tiff_bytes(tmp_path, compression=None) -> bytes:
 @pytest.mark.parametrize("case, message", [
     ("empty", "file is empty"),
     ("text", "not an image"),
-    ("truncated_tiff", "truncated or corrupt"),
-    ("truncated_lzw", "truncated or corrupt"),
-    ("truncated_jpeg", "truncated or corrupt"),
-    ("truncated_png", "truncated or corrupt"),
+    ("truncated_tiff", "incomplete file"),
+    ("truncated_lzw", "incomplete file"),
+    ("truncated_jpeg", "incomplete file"),
+    ("truncated_png", "incomplete file"),
     ("header_only", "damaged or unreadable"),
 ])
 def test_bad_files_are_refused_by_name(tmp_path, case, message):
@@ -130,3 +132,73 @@ def test_mismatched_frames_are_refused(tmp_path, other, message):
 def test_single_frame_is_refused(tmp_path):
     with pytest.raises(FrameError, match="at least 2 frames"):
         check_stack([_write(tmp_path, "a.tif", RGB16)])
+
+
+def test_same_file_twice_is_refused(tmp_path):
+    info = _write(tmp_path, "a.tif", RGB16)
+    with pytest.raises(FrameError, match="b.tif: given twice"):
+        (tmp_path / "b.tif").hardlink_to(tmp_path / "a.tif")
+        check_stack([info, probe_frame(tmp_path / "b.tif")])
+
+
+def test_huge_header_is_refused_before_allocating(tmp_path):
+    """A TIFF header claiming 100000x100000 pixels is refused from the header, in well under a second."""
+    path = tmp_path / "huge.tif"
+    tags = [(256, 4, 100000), (257, 4, 100000), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 8),
+            (277, 3, 1), (278, 4, 100000), (279, 4, 1)]  # (tag, type: 3 SHORT / 4 LONG, value)
+    ifd = struct.pack("<H", len(tags)) + b"".join(
+        struct.pack("<HHI", tag, kind, 1) + struct.pack("<HH" if kind == 3 else "<I", value, 0)[:4]
+        if kind == 3 else struct.pack("<HHII", tag, kind, 1, value) for tag, kind, value in tags)
+    path.write_bytes(b"II*\0" + struct.pack("<I", 16) + b"\0" * 8 + ifd + b"\0\0\0\0")
+    with pytest.raises(FrameError, match="huge.tif: 100000x100000 is 10000 MP, over the 400 MP cap"):
+        probe_frame(path)
+
+
+def test_stack_bigger_than_free_memory_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(frames, "available_memory", lambda: 10_000)
+    infos = [_write(tmp_path, "a.tif", RGB16), _write(tmp_path, "b.tif", RGB16)]
+    with pytest.raises(FrameError, match=r"a.tif: a stack of 40x30 frames needs about .* GB of memory"):
+        check_stack(infos)
+
+
+def _mutations(data: bytes, rng: np.random.Generator, count: int) -> list[bytes]:
+    """``count`` damaged copies of a file: bytes flipped, cut short, header bytes overwritten."""
+    out = []
+    for i in range(count):
+        b = bytearray(data)
+        kind = i % 3
+        if kind == 0:
+            for at in rng.integers(0, len(b), int(rng.integers(1, 20))):
+                b[at] ^= int(rng.integers(1, 256))
+        elif kind == 1:
+            b = b[: int(rng.integers(1, len(b)))]
+        else:
+            for at in rng.integers(0, min(len(b), 200), int(rng.integers(1, 8))):
+                b[at] = int(rng.integers(0, 256))
+        out.append(bytes(b))
+    return out
+
+
+def test_fuzzed_frames_give_a_frame_error_or_an_image(tmp_path):
+    """A few hundred mutated TIFF, JPEG and PNG files: each is a FrameError with its name, or decodes to
+    the size its header says; never another exception."""
+    rng = np.random.default_rng(7)
+    jpeg, png = tmp_path / "good.jpg", tmp_path / "good.png"
+    Image.fromarray(RGB8).save(jpeg)
+    cv2.imwrite(str(png), RGB16)
+    sources = [_tiff_bytes(tmp_path), _tiff_bytes(tmp_path, "lzw"), jpeg.read_bytes(), png.read_bytes()]
+    outcomes = {"refused": 0, "decoded": 0}
+    for s, source in enumerate(sources):
+        for i, data in enumerate(_mutations(source, rng, 75)):
+            path = tmp_path / f"fuzz_{s}_{i}.img"
+            path.write_bytes(data)
+            try:
+                info = probe_frame(path)
+                pixels = read_frame(info)
+            except FrameError as e:
+                assert str(e).startswith(path.name + ": ") and "\n" not in str(e)
+                outcomes["refused"] += 1
+                continue
+            assert pixels.shape == info.shape and pixels.dtype == info.dtype
+            outcomes["decoded"] += 1
+    assert outcomes["refused"] >= 100, outcomes

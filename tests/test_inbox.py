@@ -55,14 +55,13 @@ def test_loose_frames_wait_for_the_quiet_period(tmp_path):
 def test_a_growing_file_holds_back_the_newest_stack(tmp_path):
     clock = Clock()
     inbox = Inbox(tmp_path, quiet=3, gap=60, clock=clock)
-    _frame(tmp_path, "a_1.tif")
+    whole = _frame(tmp_path, "a_1.tif").read_bytes()
     growing = tmp_path / "a_2.tif"
-    growing.write_bytes(b"II*\0" + b"\0" * 100)
+    growing.write_bytes(whole[:100])
     inbox.scan()
-    for _ in range(5):
+    for end in range(400, len(whole) + 300, 300):
         clock.now += 2
-        with open(growing, "ab") as f:
-            f.write(b"\0" * 100)
+        growing.write_bytes(whole[:end])
         assert inbox.scan() == []
     clock.now += 3.5
     [stack] = inbox.scan()
@@ -144,3 +143,63 @@ def test_result_names_never_overwrite(tmp_path):
     assert _free_stem(tmp_path, "ring", [".psd"], {str(tmp_path / "ring-2.psd")}) == "ring-3"
     assert safe_name('a/b:c*?"<>|') == "a_b_c______" and safe_name(" .. ") == "stack"
     assert os.listdir(tmp_path) == ["ring.psd"]
+
+
+def test_an_empty_file_holds_back_stacks_only_for_the_quiet_period(tmp_path):
+    """A zero-byte .tif among loose frames: the bracket still goes after the quiet period; the empty file
+    comes back on its own, with its problem, once unchanged for give_up seconds."""
+    clock = Clock()
+    inbox = Inbox(tmp_path, quiet=10, gap=60, clock=clock, give_up=60)
+    for k in range(3):
+        _frame(tmp_path, f"IMG_{k}.tif")
+    (tmp_path / "IMG_9.tif").write_bytes(b"")
+    assert inbox.scan() == []
+    clock.now += 9
+    assert inbox.scan() == []
+    clock.now += 1.5
+    [stack] = inbox.scan()
+    assert [p.name for p in stack.frames] == ["IMG_0.tif", "IMG_1.tif", "IMG_2.tif"] and not stack.problem
+    for frame in stack.frames:  # as the service's claim moves them
+        frame.unlink()
+    clock.now += 50
+    [rejected] = inbox.scan()
+    assert [p.name for p in rejected.frames] == ["IMG_9.tif"]
+    assert rejected.problem == "file is empty (0 bytes); unchanged for 60 s"
+
+
+@pytest.mark.parametrize("kind", ["tif", "jpg", "png"])
+def test_a_stalled_export_is_waited_for_and_taken_once_complete(tmp_path, kind):
+    """A frame cut off mid-file (an export stalled on a network share) is not taken, even once settled;
+    when the rest arrives, it joins its bracket."""
+    clock = Clock()
+    inbox = Inbox(tmp_path, quiet=10, gap=60, clock=clock, give_up=60)
+    pixels = np.random.default_rng(0).integers(0, 255, (30, 40, 3), np.uint8)
+    for k in range(2):
+        Image.fromarray(pixels).save(tmp_path / f"IMG_{k}.{kind}")
+    whole = (tmp_path / f"IMG_1.{kind}").read_bytes()
+    (tmp_path / f"IMG_1.{kind}").write_bytes(whole[: len(whole) - 40])
+    assert inbox.scan() == []  # the first sight of both files
+    clock.now += 50
+    assert inbox.scan() == [], "a cut-off frame holds back its bracket until give_up"
+    (tmp_path / f"IMG_1.{kind}").write_bytes(whole)
+    first = (tmp_path / f"IMG_0.{kind}").stat().st_mtime_ns
+    os.utime(tmp_path / f"IMG_1.{kind}", ns=(first + 10**9, first + 10**9))  # the exporter's last write
+    assert inbox.scan() == []
+    clock.now += 10.5
+    [stack] = inbox.scan()
+    assert [p.name for p in stack.frames] == [f"IMG_0.{kind}", f"IMG_1.{kind}"]
+
+
+def test_a_quiet_job_folder_with_a_cut_off_frame_waits(tmp_path):
+    clock = Clock()
+    inbox = Inbox(tmp_path, quiet=10, gap=60, clock=clock, give_up=60)
+    job = tmp_path / "ring"
+    job.mkdir()
+    _frame(job, "a.tif")
+    (job / "b.tif").write_bytes((job / "a.tif").read_bytes()[:200])
+    assert inbox.scan() == []
+    clock.now += 11
+    assert inbox.scan() == []
+    clock.now += 50
+    [stack] = inbox.scan()  # given up on: it runs, and fails naming b.tif
+    assert stack.folder == job
