@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
@@ -10,7 +11,8 @@ from bridge import bench, demo
 from bridge.config import FORMATS, default_config_path, load_config
 from bridge.journal import Journal
 from bridge.service import Service
-from bridge.status import status_text
+from bridge.jobs import LOG_NAME
+from bridge.status import status_data, status_text
 from bridge.stacking import stack_to_file
 from engine.frames import FrameError, list_frames, natural_key
 from engine.pipeline import METHODS, StackOptions
@@ -45,7 +47,7 @@ def run_stack(args: argparse.Namespace) -> int:
                            skip_unaligned=args.skip_unaligned, also_pyramid=args.pyramid_layer)
     result, _ = stack_to_file(paths, [Path(args.output)], options,
                               Path(args.depthmap) if args.depthmap else None,
-                              Path(args.report) if args.report else None)
+                              Path(args.report) if args.report else None, overwrite=args.overwrite)
     if args.timings:
         print("focusdrop: time per step: " + ", ".join(f"{k} {v:.2f} s" for k, v in result.timings.items()),
               file=sys.stderr)
@@ -55,7 +57,7 @@ def run_stack(args: argparse.Namespace) -> int:
 def run_watch(args: argparse.Namespace) -> int:
     overrides = {"inbox": args.inbox, "out": args.out, "quiet": args.quiet, "gap": args.gap,
                  "format": args.format, "method": args.method, "workers": args.workers,
-                 "polling": args.polling or None}
+                 "polling": args.polling or None, "give_up": args.give_up}
     config = load_config(Path(args.config) if args.config else None, overrides)
     logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(asctime)s focusdrop: %(message)s"))
     if not args.verbose:
@@ -69,17 +71,23 @@ def run_status(args: argparse.Namespace) -> int:
     journal_path = config.inbox / ".focusdrop" / "journal.sqlite"
     if not journal_path.exists():
         raise ValueError(f"{config.inbox}: not a FocusDrop hot folder yet (start focusdrop watch on it)")
-    print(status_text(Journal(journal_path), args.last))
+    inside = (config.out.name,) if config.out.parent == config.inbox else ()
+    data = status_data(Journal(journal_path), config.inbox, config.quiet, journal_path.parent / LOG_NAME,
+                       args.last, inside)
+    print(json.dumps(data, indent=1) if args.json else status_text(data))
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="focusdrop", description="Focus stacking for product and macro "
                                      "photography: align a focus bracket and fuse it into one sharp image.")
+    verbose = argparse.ArgumentParser(add_help=False)  # -v before or after the command
+    verbose.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                         help="log each frame's transform and gain")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each frame's transform and gain")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    p = commands.add_parser("stack", help="align and fuse one focus bracket")
+    p = commands.add_parser("stack", help="align and fuse one focus bracket", parents=[verbose])
     p.add_argument("inputs", nargs="+", help="the frames (TIFF, JPEG, PNG), or one folder holding them")
     p.add_argument("-o", "--output", required=True,
                    help="result file: .psd (one masked layer per frame, to refine in Photoshop, GIMP, Affinity "
@@ -98,12 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="keep the reference frame's full size instead of the area every frame covers")
     p.add_argument("--skip-unaligned", action="store_true",
                    help="leave out, with a warning, frames that cannot be aligned instead of failing")
+    p.add_argument("--overwrite", action="store_true", help="replace the output, depth map or report if it "
+                   "exists (never an input frame)")
     p.add_argument("--timings", action="store_true", help="print the time spent in each step")
     p.add_argument("--report", metavar="FILE", help="write a JSON report: output area, each frame's "
                    "transform to the reference, gain and matches, time per step")
     p.set_defaults(run=run_stack)
 
-    p = commands.add_parser("watch", help="watch a hot folder: stack each bracket that lands in it")
+    p = commands.add_parser("watch", help="watch a hot folder: stack each bracket that lands in it",
+                            parents=[verbose])
     p.add_argument("inbox", nargs="?", metavar="IN", help="the hot folder (default: from the config file, "
                    "else ~/FocusDrop/In)")
     p.add_argument("--out", help="where results go (default: from the config file, else ~/FocusDrop/Out)")
@@ -114,12 +125,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, help="fusion method (default depthmap)")
     p.add_argument("--workers", type=int, help="stacks processed at once (default 1)")
     p.add_argument("--polling", action="store_true", help="poll the folder: for SMB/NFS shares")
+    p.add_argument("--give-up", type=float, metavar="SECONDS", help="how long an empty, cut-off or unreadable "
+                   "file may sit unchanged before it goes to failed/ with an error.txt (default 60)")
     p.set_defaults(run=run_watch)
 
     p = commands.add_parser("status", help="show the hot folder's queue: waiting, running, done, failed")
     p.add_argument("inbox", nargs="?", metavar="IN", help="the hot folder (default: from the config file)")
     p.add_argument("--config", help=f"settings file (default {default_config_path()})")
     p.add_argument("--last", type=int, default=10, help="how many recent stacks to list (default 10)")
+    p.add_argument("--json", action="store_true", help="print it as JSON (for scripts and the Lightroom plug-in)")
     p.set_defaults(run=run_status)
 
     p = commands.add_parser("demo", help="the real job on a generated bracket: a hot folder, an export "

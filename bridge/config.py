@@ -11,6 +11,7 @@ file ``--config`` names. Every key is optional::
     method = "depthmap" # or pyramid (flat results only)
     workers = 1
     polling = false     # poll instead of file-system events (SMB/NFS shares)
+    give_up = 60        # seconds an unusable file may sit unchanged before it goes to failed/
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class WatchConfig:
     workers: int = 1
     polling: bool = False
     rescan: float = 2.0  # seconds between safety-net rescans of the hot folder
+    give_up: float = 60.0  # seconds an empty, cut-off or unreadable file may sit before it goes to failed/
 
     def resolved(self) -> "WatchConfig":
         """The same settings with folders made absolute and values checked (ValueError names the key)."""
@@ -40,8 +42,8 @@ class WatchConfig:
             raise ValueError(f"format {self.format!r}: choose one of {', '.join(FORMATS)}")
         if self.method == "pyramid" and self.format != "tif":
             raise ValueError("the pyramid method gives a flat result only: set format = \"tif\"")
-        if self.quiet < 0 or self.gap <= 0 or self.workers < 1 or self.rescan <= 0:
-            raise ValueError("quiet must be >= 0, gap and rescan > 0, workers >= 1")
+        if self.quiet < 0 or self.gap <= 0 or self.workers < 1 or self.rescan <= 0 or self.give_up < 0:
+            raise ValueError("quiet and give_up must be >= 0, gap and rescan > 0, workers >= 1")
         return replace(self, inbox=self.inbox.expanduser().resolve(), out=self.out.expanduser().resolve())
 
 
@@ -65,8 +67,22 @@ def load_config(path: Path | None, overrides: dict) -> WatchConfig:
     unknown = set(settings) - known
     if unknown:
         raise ValueError(f"{path}: unknown setting {sorted(unknown)[0]!r}")
+    for key, value in settings.items():
+        _check_type(path, "in" if key == "inbox" else key, value)
     settings.update({k: v for k, v in overrides.items() if v is not None})
     for key in ("inbox", "out"):
         if key in settings:
             settings[key] = Path(settings[key])
     return WatchConfig(**settings).resolved()
+
+
+def _check_type(path: Path, key: str, value: object) -> None:
+    """Raise ValueError naming the file and key unless ``value`` has the type the setting takes."""
+    wanted = {f.name: f.type for f in fields(WatchConfig)}["inbox" if key == "in" else key]
+    ok = {"Path": isinstance(value, str), "str": isinstance(value, str), "bool": isinstance(value, bool),
+          "int": isinstance(value, int) and not isinstance(value, bool),
+          "float": isinstance(value, (int, float)) and not isinstance(value, bool)}[wanted]
+    if not ok:
+        kind = {"Path": "a folder path in quotes", "str": "text in quotes", "bool": "true or false",
+                "int": "a whole number", "float": "a number of seconds"}[wanted]
+        raise ValueError(f"{path}: {key} = {value!r} must be {kind}")

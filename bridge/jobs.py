@@ -7,11 +7,17 @@ ordered so that a kill -9 between any two leaves a journal that says what to fin
   name and renamed -> archive folder journaled -> frames renamed into done/NAME -> 'done'
 - fail: the error journaled -> frames renamed into failed/NAME with error.txt -> 'failed'
 - recover, at start: temporary outputs deleted; 'claiming' jobs finish their moves; a 'running' job whose
-  outputs all exist is archived as done (the crash came after its last rename); others run again, under
-  the output names they had, so nothing is written twice.
+  outputs all exist whole is archived as done (the crash came after its last rename; a report.json it
+  never wrote is replaced by a short one); others run again, under the output names they had, so nothing
+  is written twice; a 'done' job whose output is there but not whole (a power cut before its data reached
+  the disk) has its frames brought back from done/ and runs again.
+
+Durable in order, for power cuts as well as kills: a file's data, then its rename, then the folders the
+rename touched (engine.save), and only then the journal statement that says it happened.
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -23,11 +29,15 @@ from bridge.config import WatchConfig
 from bridge.inbox import ReadyStack
 from bridge.journal import Job, Journal
 from bridge.stacking import stack_to_file
-from engine.frames import FrameError
+from engine.frames import FrameError, probe_frame
 from engine.pipeline import METHODS, StackOptions
+from engine.psd import incomplete as psd_incomplete
+from engine.save import sync_folder, write_durably
 
 log = logging.getLogger("focusdrop")
 
+REPORT = "report.json"
+LOG_NAME = "focusdrop.log"  # the service's own log, rotated at 1 MB, five kept
 FORMAT_SUFFIXES = {"psd": [".psd"], "tif": [".tif"], "both": [".psd", ".tif"]}
 MANIFEST_OPTIONS = {"name", "frames", "method", "format", "pyramid_layer", "skip_unaligned", "reference",
                     "created_by", "source"}
@@ -40,6 +50,7 @@ class Workspace:
         self.inbox, self.out = inbox, out
         self.state = inbox / ".focusdrop"
         self.jobs, self.done, self.failed = self.state / "jobs", inbox / "done", inbox / "failed"
+        self.log = self.state / LOG_NAME
         for folder in (self.jobs, self.done, self.failed, out):
             folder.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.state / "journal.sqlite")
@@ -84,12 +95,23 @@ def claim(ws: Workspace, stack: ReadyStack) -> Job:
 def _move_in(job: Job) -> None:
     if len(job.sources) == 1 and Path(job.sources[0]).is_dir():
         if not job.folder.exists():
-            os.rename(job.sources[0], job.folder)
+            _rename(Path(job.sources[0]), job.folder)
         return
     job.folder.mkdir(exist_ok=True)
+    moved = set()
     for source in map(Path, job.sources):
         if source.exists() and not (job.folder / source.name).exists():
             os.rename(source, job.folder / source.name)
+            moved.add(source.parent)
+    for folder in moved | {job.folder, job.folder.parent}:
+        sync_folder(folder)
+
+
+def _rename(source: Path, target: Path) -> None:
+    """Rename durably: both folders' entries are on the disk when this returns."""
+    os.rename(source, target)
+    sync_folder(source.parent)
+    sync_folder(target.parent)
 
 
 def stack_options(job: Job, config: WatchConfig) -> tuple[StackOptions, list[str]]:
@@ -119,14 +141,14 @@ def run_job(ws: Workspace, job: Job, config: WatchConfig) -> Job:
         options, suffixes = stack_options(job, config)
         with ws.names:
             if not job.outputs:  # a job run again after a crash keeps the names it had
-                taken = {o for other in ws.journal.jobs("running") for o in other.outputs}
+                taken = {o for other in ws.journal.jobs("waiting", "running") for o in other.outputs}
                 stem = _free_stem(ws.out, job.name, suffixes, taken)
                 job = ws.journal.update(job.id, outputs=[str(ws.out / (stem + s)) for s in suffixes])
             job = ws.journal.update(job.id, state="running", started=time.time())
         log.info("started: %s (%d frames)", job.name, len(job.frames))
         started = time.perf_counter()
         _, written = stack_to_file([job.folder / f for f in job.frames], [Path(o) for o in job.outputs],
-                                   options, report_path=job.folder / "report.json")
+                                   options, report_path=job.folder / REPORT, overwrite=True)
         if [str(p) for p in written] != job.outputs:
             job = ws.journal.update(job.id, outputs=[str(p) for p in written])
         archive = _archive(ws, job, ws.done)
@@ -142,7 +164,7 @@ def _archive(ws: Workspace, job: Job, where: Path) -> Path:
         target = where / _free_stem(where, job.name, [""], set())
         ws.journal.update(job.id, archive=str(target))
     if job.folder.exists():
-        os.rename(job.folder, target)
+        _rename(job.folder, target)
     return target
 
 
@@ -166,9 +188,9 @@ def fail(ws: Workspace, job: Job, error: Exception) -> Job:
     job = ws.journal.update(job.id, error=message)
     target = Path(job.archive) if job.archive and not job.folder.exists() else _archive(ws, job, ws.failed)
     target.mkdir(parents=True, exist_ok=True)  # a job whose frames never arrived still gets its error.txt
-    (target / "error.txt").write_text(
+    write_durably(target / "error.txt", (
         f"FocusDrop could not stack {job.name}.\n\nWhat went wrong: {message}\n\nWhat to do: {_advice(error)}\n\n"
-        f"The frames in this folder are untouched.\n", encoding="utf-8")
+        f"The frames in this folder are untouched.\n").encode())
     log.error("failed: %s: %s (frames in %s)", job.name, message, target)
     return ws.journal.update(job.id, state="failed", finished=time.time())
 
@@ -188,10 +210,39 @@ def recover(ws: Workspace) -> None:
                 fail(ws, job, RuntimeError(job.error or "interrupted"))
             else:
                 ws.journal.update(job.id, state="failed" if failed else "done", finished=time.time())
-        elif job.outputs and all(Path(o).exists() for o in job.outputs) and job.error is None:
+        elif job.outputs and job.error is None and not any(map(output_problem, job.outputs)):
+            if not (job.folder / REPORT).exists():
+                write_durably(job.folder / REPORT, json.dumps({
+                    "outputs": job.outputs, "note": "the service was stopped after the result was written "
+                    "and before this report; per-frame details were not kept"}, indent=1).encode())
             _archive(ws, job, ws.done)
             ws.journal.update(job.id, state="done", finished=time.time())
             log.info("recovered: %s had finished before the interruption", job.name)
         else:
             ws.journal.update(job.id, state="waiting", archive=None)
             log.info("recovered: %s was interrupted; it runs again", job.name)
+    for job in ws.journal.jobs("done"):
+        broken = [o for o in job.outputs if Path(o).exists() and output_problem(o)]
+        archive = Path(job.archive or "")
+        if broken and archive.is_dir() and all((archive / f).exists() for f in job.frames):
+            for output in broken:
+                log.warning("recovered: %s is not whole (%s); %s runs again", output, output_problem(output),
+                            job.name)
+                Path(output).unlink()
+            _rename(archive, job.folder)
+            ws.journal.update(job.id, state="waiting", archive=None)
+
+
+def output_problem(output: str | Path) -> str:
+    """What is wrong with a result file on disk, "" if it is whole: a PSD or PSB's sections and composite
+    all within the file; a TIFF's strips, a PNG's IEND, a JPEG's end marker. Missing: "missing"."""
+    path = Path(output)
+    if not path.exists():
+        return "missing"
+    if path.suffix.lower() in (".psd", ".psb"):
+        return psd_incomplete(path)
+    try:
+        probe_frame(path)
+    except FrameError as e:
+        return e.problem
+    return ""

@@ -10,6 +10,7 @@ interrupted stacks run again at the next start.
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import os
 import signal
 import threading
@@ -44,7 +45,7 @@ class Service:
         self.config = config
         self.workspace = Workspace(config.inbox, config.out)
         inside = (config.out.name,) if config.out.parent == config.inbox else ()
-        self.inbox = Inbox(config.inbox, config.quiet, config.gap, ignore=inside)
+        self.inbox = Inbox(config.inbox, config.quiet, config.gap, ignore=inside, give_up=config.give_up)
         self.wake = threading.Event()
         self._stopping = threading.Event()
         self._running: dict[int, Future] = {}
@@ -66,6 +67,18 @@ class Service:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self._on_signal)
             signal.signal(signal.SIGTERM, self._on_signal)
+        logfile = logging.handlers.RotatingFileHandler(self.workspace.log, maxBytes=2**20, backupCount=5,
+                                                       encoding="utf-8")
+        logfile.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logfile.setLevel(logging.INFO)
+        log.addHandler(logfile)  # a login service has no terminal: this file is its log
+        try:
+            self._run()
+        finally:
+            log.removeHandler(logfile)
+            logfile.close()
+
+    def _run(self) -> None:
         recover(self.workspace)
         observer = PollingObserver(timeout=self.config.rescan) if self.config.polling else Observer()
         observer.schedule(_Wake(self), str(self.config.inbox), recursive=False)

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import resource
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from engine.frames import FrameInfo
 from engine.masks import region_masks
 from engine.pipeline import StackOptions, StackResult, stack
 from engine.psd import LayeredDocument
-from engine.save import FLAT_SUFFIXES, to_integer, write_image
+from engine.save import FLAT_SUFFIXES, to_integer, write_durably, write_image
 
 log = logging.getLogger("focusdrop")
 
@@ -65,12 +67,34 @@ class LayerCollector:
         return written
 
 
-def check_output(path: Path, suffixes: tuple[str, ...]) -> None:
-    """Raise ValueError, before any work, for an output the run could not write."""
-    if path.suffix.lower() not in suffixes:
-        raise ValueError(f"{path.name}: unknown output format; use one of {', '.join(suffixes)}")
-    if not path.parent.is_dir():
-        raise ValueError(f"{path}: the output folder {path.parent} does not exist")
+def check_outputs(paths: list[tuple[Path, tuple[str, ...]]], inputs: list[Path], overwrite: bool) -> None:
+    """Raise ValueError, before any work, for an output the run could not or must not write: each
+    (path, suffixes it may have). Never an input frame; an existing file only with ``overwrite``; one
+    path once; its folder must exist and take a new file."""
+    for k, (path, suffixes) in enumerate(paths):
+        if path.suffix.lower() not in suffixes:
+            raise ValueError(f"{path.name}: unknown output format; use one of {', '.join(suffixes)}")
+        if not path.parent.is_dir():
+            raise ValueError(f"{path}: the output folder {path.parent} does not exist")
+        if any(_same(path, other) for other, _ in paths[:k]):
+            raise ValueError(f"{path}: named twice among the outputs")
+        if path.exists():
+            if any(_same(path, frame) for frame in inputs):
+                raise ValueError(f"{path}: is one of the input frames; FocusDrop never writes over a frame")
+            if not overwrite:
+                raise ValueError(f"{path}: already exists; give --overwrite to replace it")
+        try:
+            tempfile.TemporaryFile(dir=path.parent).close()
+        except OSError as e:
+            raise ValueError(f"{path.parent}: cannot write in this folder ({e.strerror or e})") from None
+
+
+def _same(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (the same inode, or the same real path if neither exists yet)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def depth_image(result: StackResult, dtype: np.dtype = np.uint8) -> np.ndarray:
@@ -110,18 +134,18 @@ def report(result: StackResult, outputs: list[Path]) -> dict:
 
 
 def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions, depthmap: Path | None = None,
-                  report_path: Path | None = None) -> tuple[StackResult, list[Path]]:
+                  report_path: Path | None = None, overwrite: bool = False) -> tuple[StackResult, list[Path]]:
     """Stack ``paths`` (in focus order) into each of ``outputs`` (one layered document at most, and flat
-    files); optionally write the depth map and a JSON report. Returns the result and the paths written."""
-    for output in outputs:
-        check_output(output, OUTPUT_SUFFIXES)
+    files); optionally write the depth map and a JSON report; existing files are replaced only with
+    ``overwrite``. Every file is written durably under a temporary name and renamed into place. Returns the
+    result and the paths written."""
+    checks = [(p, OUTPUT_SUFFIXES) for p in outputs] + [(depthmap, DEPTHMAP_SUFFIXES)] * bool(depthmap)
+    check_outputs(checks + [(report_path, (".json",))] * bool(report_path), paths, overwrite)
     layered = [p for p in outputs if p.suffix.lower() in LAYERED_SUFFIXES]
     if len(layered) > 1:
         raise ValueError("one layered document per stack")
     if (depthmap is not None or layered) and options.method != "depthmap":
         raise ValueError("a depth map and a layered document need the depthmap method")
-    if depthmap is not None:
-        check_output(depthmap, DEPTHMAP_SUFFIXES)
     started = time.perf_counter()
     layers = LayerCollector(layered[0]) if layered else None
     try:
@@ -142,7 +166,7 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
         if depthmap is not None:
             write_image(depthmap, depth_image(result))
     if report_path is not None:
-        report_path.write_text(json.dumps(report(result, written), indent=1))
+        write_durably(report_path, json.dumps(report(result, written), indent=1).encode())
     h, w, _ = result.image.shape
     print(f"focusdrop: wrote {', '.join(map(str, written))} ({w}x{h}, {result.image.dtype.itemsize * 8}-bit) "
           f"from {len(result.alignment.frames)} frames in {time.perf_counter() - started:.1f} s", file=sys.stderr)

@@ -1,20 +1,71 @@
-"""``focusdrop status``: the hot folder's queue as the journal records it."""
+"""``focusdrop status``: the hot folder's queue as the journal records it, and what sits in the hot folder
+not yet a stack: frames still settling, and files it cannot use, with the reason."""
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
-from bridge.journal import STATES, Journal
+from bridge.inbox import PARTIAL, RESERVED, _is_image
+from bridge.journal import STATES, Job, Journal
+from engine.frames import FrameError, probe_frame
 
 
-def status_text(journal: Journal, last: int = 10) -> str:
-    """Counts per state, then the ``last`` most recent stacks, one line each."""
+def waiting_files(inbox: Path, quiet: float, ignore: tuple[str, ...] = ()) -> list[dict]:
+    """Loose files and job folders in the hot folder, each {"file", "state", "problem"}: state "settling"
+    (changed within the quiet period, or a job folder still open as NAME.partial), "ready" (the service
+    takes it at its next pass) or "unusable" (problem says why)."""
+    now, found = time.time(), []
+    for entry in sorted(os.scandir(inbox), key=lambda e: e.name):
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            if entry.name.startswith(".") or entry.name in RESERVED or entry.name in ignore:
+                continue
+            state = "settling" if entry.name.endswith(PARTIAL) else "ready"
+            found.append({"file": entry.name + "/", "state": state, "problem": ""})
+        elif _is_image(path):
+            try:
+                probe_frame(path)
+                problem = ""
+            except FrameError as e:
+                problem = e.problem
+            settling = now - entry.stat().st_mtime < quiet
+            state = "settling" if settling else "unusable" if problem else "ready"
+            found.append({"file": entry.name, "state": state, "problem": problem})
+    return found
+
+
+def status_data(journal: Journal, inbox: Path, quiet: float, log: Path, last: int = 10,
+                ignore: tuple[str, ...] = ()) -> dict:
+    """Everything ``status`` shows, JSON-ready: counts per state, the ``last`` most recent stacks, the
+    files waiting in the hot folder, the service's log file."""
     jobs = journal.jobs()
-    counts = {state: sum(j.state == state for j in jobs) for state in STATES}
+    return {"counts": {state: sum(j.state == state for j in jobs) for state in STATES},
+            "stacks": [_job(job) for job in jobs[-last:]],
+            "waiting": waiting_files(inbox, quiet, ignore),
+            "log": str(log)}
+
+
+def _job(job: Job) -> dict:
+    return {"name": job.name, "state": job.state, "frames": len(job.frames), "outputs": job.outputs,
+            "error": job.error, "archive": job.archive,
+            "time": job.finished or job.started or job.created}
+
+
+def status_text(data: dict) -> str:
+    """``status_data`` as lines for a person: counts, recent stacks, waiting files, the log's path."""
+    counts = data["counts"]
     lines = ["  ".join(f"{state}: {counts[state]}" for state in ("waiting", "running", "done", "failed"))]
     if counts["claiming"]:
         lines[0] += f"  claiming: {counts['claiming']}"
-    for job in jobs[-last:]:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.finished or job.started or job.created))
-        detail = ", ".join(job.outputs) if job.state == "done" else (job.error or "")
-        lines.append(f"{when}  {job.state:<8} {job.name} ({len(job.frames)} frames)  {detail}".rstrip())
+    for job in data["stacks"]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job["time"]))
+        detail = ", ".join(job["outputs"]) if job["state"] == "done" else (job["error"] or "")
+        lines.append(f"{when}  {job['state']:<8} {job['name']} ({job['frames']} frames)  {detail}".rstrip())
+    if data["waiting"]:
+        lines.append("in the hot folder, not yet a stack:")
+        for item in data["waiting"]:
+            reason = f": {item['problem']}" if item["state"] == "unusable" else ""
+            lines.append(f"  {item['state']:<8} {item['file']}{reason}")
+    lines.append(f"log: {data['log']}")
     return "\n".join(lines)

@@ -172,6 +172,9 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
         thumbs.append(thumb)
         matches.append(count)
         previous = key
+    if len(kept) < 2:
+        raise FrameError(kept[0].path, f"none of the other {len(infos) - 1} frames could be aligned to it: "
+                                       f"at {width}x{height} the frames are too small or too featureless to align")
     check_stack(kept)
     reference = _reference_index(infos, kept, options.reference)
     to_ref = chain_to_reference(steps, reference)

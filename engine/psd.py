@@ -43,6 +43,31 @@ def needs_psb(width: int, height: int, document_bytes: int) -> bool:
     return max(width, height) > PSD_MAX_SIDE or document_bytes > PSD_MAX_BYTES
 
 
+def incomplete(path: Path) -> str:
+    """What is missing from a PSD or PSB this module wrote, or "" if it is whole: each section's length is
+    followed to the composite, whose RLE row counts give the exact end of the file."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header = f.read(26)
+        if len(header) < 26 or header[:4] != b"8BPS" or header[4:6] not in (b"\0\1", b"\0\2"):
+            return "not a PSD or PSB header"
+        version, channels, height = header[5], *struct.unpack(">HI", header[12:18])
+        at = 26
+        for width in (4, 4, 4 if version == 1 else 8):  # colour mode data, image resources, layers and masks
+            f.seek(at)
+            field = f.read(width)
+            if len(field) < width:
+                return f"it stops at byte {size}, inside its sections"
+            at += width + int.from_bytes(field, "big")
+        f.seek(at)
+        compression = f.read(2)
+        counts = f.read(channels * height * (2 if version == 1 else 4))
+    if compression != struct.pack(">H", RLE) or len(counts) < channels * height * (2 if version == 1 else 4):
+        return f"it stops at byte {size}, before its composite image"
+    end = at + 2 + len(counts) + sum(np.frombuffer(counts, ">u2" if version == 1 else ">u4").astype(np.int64))
+    return "" if end == size else f"its composite runs to byte {end}, the file has {size}"
+
+
 def zip_with_prediction(channel: np.ndarray) -> bytes:
     """One (H, W) uint8/uint16 channel as PSD compression 3: per-row differences, big-endian, deflated.
     The differences go straight into one big-endian buffer: one channel-sized copy, not three."""

@@ -1,7 +1,10 @@
 """Writing images: TIFF (deflate with prediction), PNG or JPEG by extension, with the ICC profile.
 
 Every file is written under a temporary name in the target folder and renamed into place when complete,
-so a reader watching the folder (Lightroom's Auto Import, a person) never sees half a file.
+so a reader watching the folder (Lightroom's Auto Import, a person) never sees half a file; and durably,
+in this order: the file's data reaches the disk (fsync), then the rename, then the folder's entry (fsync of
+the folder). A power cut then leaves either no file or the whole file, never the zero-length file that
+ext4 can leave after a rename of unsynced data.
 """
 from __future__ import annotations
 
@@ -27,10 +30,38 @@ def atomic_path(path: Path) -> Iterator[Path]:
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         yield temporary
+        sync_file(temporary)
         os.replace(temporary, path)
+        sync_folder(path.parent)
     finally:
         if temporary.exists():
             temporary.unlink()
+
+
+def sync_file(path: Path) -> None:
+    """Wait until ``path``'s data is on the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_folder(folder: Path) -> None:
+    """Wait until ``folder``'s entries (files created, renamed into or out of it) are on the disk."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems (SMB shares) cannot sync a folder; the data is synced already
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_durably(path: Path, data: bytes) -> None:
+    """Write a small file (a report, an error.txt) atomically and durably."""
+    with atomic_path(path) as temporary:
+        Path(temporary).write_bytes(data)
 
 
 def to_integer(image: np.ndarray, dtype: np.dtype) -> np.ndarray:

@@ -24,6 +24,11 @@ def test_defaults_without_a_file(tmp_path):
     ("qiuet = 3", "unknown setting 'qiuet'"),
     ('format = "jpg"', "format 'jpg'"),
     ('method = "pyramid"', "flat result only"),
+    ('quiet = "ten"', "quiet = 'ten' must be a number of seconds"),
+    ("workers = 1.5", "workers = 1.5 must be a whole number"),
+    ('polling = "yes"', "polling = 'yes' must be true or false"),
+    ("in = 3", "in = 3 must be a folder path in quotes"),
+    ("give_up = -1", "give_up must be >= 0"),
 ])
 def test_bad_settings_are_named(tmp_path, text, message):
     config = tmp_path / "config.toml"
