@@ -12,6 +12,10 @@ ordered so that a kill -9 between any two leaves a journal that says what to fin
   is written twice; a 'done' job whose output is there but not whole (a power cut before its data reached
   the disk) has its frames brought back from done/ and runs again.
 
+``crash_point(step)`` marks each boundary between two steps: with the environment variable
+FOCUSDROP_CRASH_AT naming that step, the process kills itself there with SIGKILL, as a power cut would
+stop it (the tests use it to check recovery from every boundary).
+
 Durable in order, for power cuts as well as kills: a file's data, then its rename, then the folders the
 rename touched (engine.save), and only then the journal statement that says it happened.
 """
@@ -21,6 +25,7 @@ import json
 import logging
 import os
 import re
+import signal
 import threading
 import time
 from pathlib import Path
@@ -28,7 +33,7 @@ from pathlib import Path
 from bridge.config import WatchConfig
 from bridge.inbox import ReadyStack
 from bridge.journal import Job, Journal
-from bridge.stacking import stack_to_file
+from bridge.stacking import report, stack_to_file
 from engine.frames import FrameError, probe_frame
 from engine.pipeline import METHODS, StackOptions
 from engine.psd import incomplete as psd_incomplete
@@ -87,7 +92,9 @@ def claim(ws: Workspace, stack: ReadyStack) -> Job:
         options = {"problem": f"{stack.frames[0].name}: {stack.problem}"}
     job = ws.journal.add(safe_name(stack.name), lambda job_id: ws.jobs / f"{job_id:06d}", frames, options,
                          sources)
+    crash_point("claim:journaled")
     _move_in(job)
+    crash_point("claim:moved")
     log.info("stack formed: %s, %d frames (%s)", job.name, len(frames), stack.how)
     return ws.journal.update(job.id, state="waiting")
 
@@ -146,12 +153,18 @@ def run_job(ws: Workspace, job: Job, config: WatchConfig) -> Job:
                 job = ws.journal.update(job.id, outputs=[str(ws.out / (stem + s)) for s in suffixes])
             job = ws.journal.update(job.id, state="running", started=time.time())
         log.info("started: %s (%d frames)", job.name, len(job.frames))
+        crash_point("run:started")
         started = time.perf_counter()
-        _, written = stack_to_file([job.folder / f for f in job.frames], [Path(o) for o in job.outputs],
-                                   options, report_path=job.folder / REPORT, overwrite=True)
+        result, written = stack_to_file([job.folder / f for f in job.frames], [Path(o) for o in job.outputs],
+                                        options, overwrite=True)
+        crash_point("run:written")
+        write_durably(job.folder / REPORT, json.dumps(report(result, written), indent=1).encode())
+        del result
         if [str(p) for p in written] != job.outputs:
             job = ws.journal.update(job.id, outputs=[str(p) for p in written])
+        crash_point("run:reported")
         archive = _archive(ws, job, ws.done)
+        crash_point("run:archived")
         log.info("finished: %s in %.1f s -> %s (frames in %s)", job.name, time.perf_counter() - started,
                  ", ".join(job.outputs), archive)
         return ws.journal.update(job.id, state="done", finished=time.time())
@@ -163,6 +176,7 @@ def _archive(ws: Workspace, job: Job, where: Path) -> Path:
     with ws.names:
         target = where / _free_stem(where, job.name, [""], set())
         ws.journal.update(job.id, archive=str(target))
+    crash_point("archive:journaled")
     if job.folder.exists():
         _rename(job.folder, target)
     return target
@@ -187,6 +201,7 @@ def fail(ws: Workspace, job: Job, error: Exception) -> Job:
     message = str(error) or type(error).__name__
     job = ws.journal.update(job.id, error=message)
     target = Path(job.archive) if job.archive and not job.folder.exists() else _archive(ws, job, ws.failed)
+    crash_point("fail:archived")
     target.mkdir(parents=True, exist_ok=True)  # a job whose frames never arrived still gets its error.txt
     write_durably(target / "error.txt", (
         f"FocusDrop could not stack {job.name}.\n\nWhat went wrong: {message}\n\nWhat to do: {_advice(error)}\n\n"
@@ -231,6 +246,13 @@ def recover(ws: Workspace) -> None:
                 Path(output).unlink()
             _rename(archive, job.folder)
             ws.journal.update(job.id, state="waiting", archive=None)
+
+
+def crash_point(step: str) -> None:
+    """Kill this process with SIGKILL if FOCUSDROP_CRASH_AT names ``step`` (fault injection for tests)."""
+    if os.environ.get("FOCUSDROP_CRASH_AT") == step:
+        log.info("crash point %s: killing the service", step)
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def output_problem(output: str | Path) -> str:

@@ -65,7 +65,7 @@ def status_text(data: dict) -> str:
     if data["waiting"]:
         lines.append("in the hot folder, not yet a stack:")
         for item in data["waiting"]:
-            reason = f": {item['problem']}" if item["state"] == "unusable" else ""
+            reason = f": {item['problem']}" if item["problem"] else ""
             lines.append(f"  {item['state']:<8} {item['file']}{reason}")
     lines.append(f"log: {data['log']}")
     return "\n".join(lines)

@@ -5,18 +5,15 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
-from psd_tools import PSDImage
+import tifffile
 
 from bridge.journal import Journal
 from bridge.samples import write_bracket
 from engine.synthetic import BracketSpec
 from gimp import open_in_gimp
-
-QUIET = "1.5"
+from hotfolder import QUIET, drop, files, frame_layers, wait_for, watching
 
 
 @pytest.fixture(scope="module")
@@ -25,53 +22,6 @@ def small(tmp_path_factory):
     _, paths = write_bracket(BracketSpec(width=480, height=320, frames=5, seed=11),
                              tmp_path_factory.mktemp("small"))
     return [p.read_bytes() for p in paths]
-
-
-@contextmanager
-def watching(root: Path, *options: str):
-    """The service on root/In -> root/Out; yields (process, log path); stops it with SIGTERM after."""
-    (root / "In").mkdir(exist_ok=True)
-    log = root / f"log-{time.monotonic_ns()}.txt"
-    with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "bridge.cli", "watch", str(root / "In"), "--out",
-                                    str(root / "Out"), "--quiet", QUIET, *options], stdout=out, stderr=out)
-    try:
-        wait_for(lambda: "watching" in log.read_text(), 30, log)
-        yield process, log
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
-
-
-def frame_layers(document) -> int:
-    """The layers of a FocusDrop PSD that hold frames (not the blend, pyramid or depth-map layers)."""
-    return sum("(FocusDrop)" not in layer.name for layer in PSDImage.open(document))
-
-
-def wait_for(condition, timeout, log=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out; log:\n{log.read_text() if log else ''}")
-
-
-def drop(folder: Path, frames: list[bytes], stem: str, mtime: float | None = None) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, data in enumerate(frames):
-        path = folder / f"{stem}_{k + 1:02d}.tif"
-        path.write_bytes(data)
-        if mtime is not None:
-            os.utime(path, (mtime + k, mtime + k))
-        paths.append(path)
-    return paths
-
-
-def files(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
 def test_two_loose_brackets_with_a_capture_gap_become_two_stacks(tmp_path, small):
@@ -127,7 +77,9 @@ def test_frames_written_slowly_are_not_read_early(tmp_path, small):
 def test_a_corrupt_frame_fails_its_stack_alone(tmp_path, small):
     with watching(tmp_path) as (process, log):
         bad = drop(tmp_path / "In", small, "bad", mtime=time.time() - 600)
-        bad[2].write_bytes(small[2][:len(small[2]) // 3])
+        tifffile.imwrite(bad[2], tifffile.imread(bad[2]), compression="zlib")
+        data = bad[2].read_bytes()  # complete, but its compressed data damaged: found only when decoded
+        bad[2].write_bytes(data[:len(data) // 2] + bytes(4096) + data[len(data) // 2 + 4096:])
         os.utime(bad[2], (time.time() - 598, time.time() - 598))
         drop(tmp_path / "In", small, "good", mtime=time.time() - 300)
         wait_for(lambda: files(tmp_path / "In" / "done") == ["good_01"], 60, log)
@@ -138,7 +90,33 @@ def test_a_corrupt_frame_fails_its_stack_alone(tmp_path, small):
     error = (failed / "error.txt").read_text()
     assert "What went wrong: bad_03.tif: truncated or corrupt image data" in error
     assert "What to do: Re-export the frame named above" in error
-    assert "failed: bad_01: bad_03.tif: truncated or corrupt" in log.read_text()
+
+
+def test_empty_and_cut_off_files_never_block_the_hot_folder(tmp_path, small):
+    """A zero-byte frame and a frame cut off mid-file beside a bracket: status names both and why; the
+    cut-off one holds the newest bracket back until --give-up (it may belong to it), no longer; then each
+    goes to failed/ on its own with an error.txt naming it, the bracket is stacked, the service runs on."""
+    def waiting() -> dict:
+        status = subprocess.run([sys.executable, "-m", "bridge.cli", "status", str(tmp_path / "In"), "--json"],
+                                capture_output=True, text=True)
+        return {item["file"]: item["problem"] for item in json.loads(status.stdout)["waiting"]}
+
+    with watching(tmp_path, "--give-up", "8", "--format", "tif") as (process, log):
+        (tmp_path / "In" / "empty.tif").write_bytes(b"")
+        (tmp_path / "In" / "cut.tif").write_bytes(small[0][: len(small[0]) // 2])
+        drop(tmp_path / "In", small, "g")
+        problems = waiting()
+        assert problems["empty.tif"] == "file is empty (0 bytes)"
+        assert problems["cut.tif"].startswith("incomplete file: its image data runs to byte")
+        wait_for(lambda: files(tmp_path / "In" / "done") == ["g_01"], 60, log)
+        wait_for(lambda: files(tmp_path / "In" / "failed") == ["cut", "empty"], 60, log)
+        assert process.poll() is None
+    assert files(tmp_path / "In" / "failed" / "empty") == ["empty.tif", "error.txt"]
+    assert "empty.tif: file is empty (0 bytes); unchanged for 8 s" in (
+        tmp_path / "In" / "failed" / "empty" / "error.txt").read_text()
+    assert files(tmp_path / "In") == [".focusdrop", "done", "failed"]
+    text = (tmp_path / "In" / ".focusdrop" / "focusdrop.log").read_text()  # the service's own log file
+    assert "waiting for empty.tif: file is empty" in text and "failed: empty" in text
 
 
 def test_an_existing_result_is_never_overwritten(tmp_path, small):
@@ -159,14 +137,13 @@ def large(tmp_path_factory):
     return [p.read_bytes() for p in paths]
 
 
-@pytest.mark.parametrize("delay", [0.5, 2.5])
-def test_kill_9_while_stacking_then_restart_finishes_exactly_once(tmp_path, large, delay):
-    with watching(tmp_path) as (process, log):
+@pytest.mark.parametrize("step", ["run:started", "run:written"])
+def test_kill_9_while_stacking_then_restart_finishes_exactly_once(tmp_path, large, step):
+    """Killed (by its own crash point, so at a known moment, not after a delay) just after the stack
+    started, or just after its result was renamed into place: the next start finishes it once."""
+    with watching(tmp_path, env={"FOCUSDROP_CRASH_AT": step}) as (process, log):
         drop(tmp_path / "In", large, "k")
-        wait_for(lambda: "started: k_01" in log.read_text(), 60, log)
-        time.sleep(delay)
-        process.kill()
-        process.wait()
+        assert process.wait(120) == -signal.SIGKILL
     assert files(tmp_path / "In" / "done") == []  # it was killed before it finished
     with watching(tmp_path) as (_, log):
         wait_for(lambda: files(tmp_path / "In" / "done") == ["k_01"], 120, log)
