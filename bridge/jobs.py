@@ -225,6 +225,7 @@ def recover(ws: Workspace) -> None:
                 fail(ws, job, RuntimeError(job.error or "interrupted"))
             else:
                 ws.journal.update(job.id, state="failed" if failed else "done", finished=time.time())
+                log.info("recovered: %s had %s before the interruption", job.name, "failed" if failed else "finished")
         elif job.outputs and job.error is None and not any(map(output_problem, job.outputs)):
             if not (job.folder / REPORT).exists():
                 write_durably(job.folder / REPORT, json.dumps({

@@ -13,9 +13,9 @@ QUIET = "1.5"
 
 
 @contextmanager
-def watching(root: Path, *options: str, env: dict | None = None):
-    """The service on root/In -> root/Out; yields (process, log path); stops it with SIGTERM after.
-    env: more environment variables for the service (FOCUSDROP_CRASH_AT)."""
+def watching(root: Path, *options: str, env: dict | None = None, ready: bool = True):
+    """The service on root/In -> root/Out; yields (process, log path) once it is watching (at once if not
+    ``ready``); stops it with SIGTERM after. env: more environment variables (FOCUSDROP_CRASH_AT)."""
     (root / "In").mkdir(exist_ok=True)
     log = root / f"log-{time.monotonic_ns()}.txt"
     with open(log, "w") as out:
@@ -23,7 +23,8 @@ def watching(root: Path, *options: str, env: dict | None = None):
                                     str(root / "Out"), "--quiet", QUIET, *options], stdout=out, stderr=out,
                                    env={**os.environ, **(env or {})})
     try:
-        wait_for(lambda: "watching" in log.read_text(), 30, log)
+        if ready:
+            wait_for(lambda: "watching" in log.read_text(), 30, log)
         yield process, log
     finally:
         if process.poll() is None:
