@@ -120,7 +120,8 @@ def test_a_result_that_never_reached_the_disk_is_made_again(tmp_path, tiny):
     whole = result.stat().st_size
     result.write_bytes(result.read_bytes()[: whole // 3])
     with watching(tmp_path) as (_, log):
-        wait_for(lambda: result.stat().st_size == whole and files(tmp_path / "In" / "done") == ["ring"], 60, log)
+        wait_for(lambda: "finished: ring" in log.read_text() and files(tmp_path / "In" / "done") == ["ring"], 60, log)
+    assert result.stat().st_size == whole
     assert "ring.psd is not whole" in log.read_text()
     check_nothing_lost(tmp_path, dropped, stacks=1)
 

@@ -6,6 +6,7 @@ what the pipeline gave when they were set: depthmap 36.45 dB (reversed 36.44, --
 35.46 dB, the sharpest single frame about 23 dB. Corner errors measured 0.02-0.08 px; gains within 0.9 %.
 """
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -26,7 +27,7 @@ PYRAMID_DB = 34.7
 
 
 def _stack(tmp_path, inputs, *options, name="out.tif"):
-    output, report = tmp_path / name, tmp_path / "report.json"
+    output, report = tmp_path / name, tmp_path / f"{Path(name).stem}.json"
     run = focusdrop("stack", *inputs, "-o", output, "--report", report, *options)
     assert run.returncode == 0, run.stderr
     return output, json.loads(report.read_text())
