@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
         result, report = folder / f"result.{args.format}", folder / "report.json"
         command = [sys.executable, "-m", "bridge.cli", "stack", str(folder / "bracket"), "-o", str(result),
-                   "--method", args.method, "--timings", "--report", str(report)]
+                   "--method", args.method, "--timings", "--overwrite", "--report", str(report)]
         started = time.perf_counter()
         subprocess.run(command, check=True)
         wall = time.perf_counter() - started
