@@ -61,7 +61,8 @@ class _Seen:
     cut_short: bool = False  # its header opens but its data stops short
 
 
-def _is_image(path: Path) -> bool:
+def is_frame_name(path: Path) -> bool:
+    """Whether a file in the hot folder is a frame candidate: an image suffix, not hidden."""
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
@@ -91,7 +92,7 @@ class Inbox:
                 if entry.is_dir(follow_symlinks=False):
                     if not (entry.name.startswith(".") or entry.name in self.ignore or entry.name.endswith(PARTIAL)):
                         folders.append(path)
-                elif _is_image(path):
+                elif is_frame_name(path):
                     loose.append(path)
         present = set(loose) | set(folders)
         for gone in [p for p in self._seen if p not in present]:

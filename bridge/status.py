@@ -6,7 +6,7 @@ import os
 import time
 from pathlib import Path
 
-from bridge.inbox import PARTIAL, RESERVED, _is_image
+from bridge.inbox import PARTIAL, RESERVED, is_frame_name
 from bridge.journal import STATES, Job, Journal
 from engine.frames import FrameError, probe_frame
 
@@ -23,7 +23,7 @@ def waiting_files(inbox: Path, quiet: float, ignore: tuple[str, ...] = ()) -> li
                 continue
             state = "settling" if entry.name.endswith(PARTIAL) else "ready"
             found.append({"file": entry.name + "/", "state": state, "problem": ""})
-        elif _is_image(path):
+        elif is_frame_name(path):
             try:
                 probe_frame(path)
                 problem = ""
