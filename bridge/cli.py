@@ -35,7 +35,7 @@ def input_frames(inputs: list[str], order: str) -> list[Path]:
     elif any(p.is_dir() for p in paths):
         raise FrameError(next(p for p in paths if p.is_dir()), "is a folder; give one folder or only files")
     if order != "given":
-        paths.sort(key=natural_key)
+        paths.sort(key=natural_key)  # "auto" starts from it: the frames' own order replaces it if clearly better
     if order == "reverse":
         paths.reverse()
     return paths
@@ -44,7 +44,8 @@ def input_frames(inputs: list[str], order: str) -> list[Path]:
 def run_stack(args: argparse.Namespace) -> int:
     paths = input_frames(args.inputs, args.order)
     options = StackOptions(method=args.method, reference=args.reference, crop=not args.no_crop,
-                           skip_unaligned=args.skip_unaligned, also_pyramid=args.pyramid_layer)
+                           skip_unaligned=args.skip_unaligned, also_pyramid=args.pyramid_layer,
+                           order="estimate" if args.order == "auto" else "given")
     result, _ = stack_to_file(paths, [Path(args.output)], options,
                               Path(args.depthmap) if args.depthmap else None,
                               Path(args.report) if args.report else None, overwrite=args.overwrite)
@@ -99,8 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "pyramid: keep the strongest detail at every scale (fine crossing hairs)")
     p.add_argument("--depthmap", metavar="FILE", help="also write which frame each pixel came from "
                    "(8-bit grey: 0 = first frame, 255 = last)")
-    p.add_argument("--order", choices=("name", "reverse", "given"), default="name",
-                   help="focus order: natural file-name order (default), its reverse, or as given")
+    p.add_argument("--order", choices=("auto", "name", "reverse", "given"), default="auto",
+                   help="focus order (the PSD's layer order, and which frames are registered to which): auto "
+                        "(default) finds it from the frames when file-name order is clearly wrong; name, "
+                        "reverse (of name) or given (as listed) force that order")
     p.add_argument("--reference", type=int, metavar="N", help="align to frame N (0-based; default: middle)")
     p.add_argument("--no-crop", action="store_true",
                    help="keep the reference frame's full size instead of the area every frame covers")

@@ -138,7 +138,8 @@ def stack_options(job: Job, config: WatchConfig) -> tuple[StackOptions, list[str
         raise ValueError("manifest.json: the pyramid method gives a flat result only: use \"format\": \"tif\"")
     options = StackOptions(method=method, reference=manifest.get("reference"),
                            skip_unaligned=bool(manifest.get("skip_unaligned", False)),
-                           also_pyramid=bool(manifest.get("pyramid_layer", False)))
+                           also_pyramid=bool(manifest.get("pyramid_layer", False)),
+                           order="given" if "frames" in manifest else "estimate")
     return options, FORMAT_SUFFIXES[fmt]
 
 

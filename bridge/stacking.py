@@ -118,15 +118,19 @@ def peak_memory_mb() -> float:
 
 
 def report(result: StackResult, outputs: list[Path]) -> dict:
-    """What a run did, as JSON-ready data: per frame its transform to the reference, gain and matches."""
+    """What a run did, as JSON-ready data: the frames in the focus order used, each with its transform to
+    the reference, gain, keypoint matches with the frame it was registered to, and loop_px, how far
+    registering it otherwise (to the frames two away in focus order) lands from its chained transform (px;
+    over 1.5 it is warned about as uncertain; null where there is no such loop)."""
     a = result.alignment
     return {
         "outputs": [str(p) for p in outputs],
         "reference": a.frames[a.reference].path.name,
         "box": list(a.box),
         "frames": [{"file": info.path.name, "to_reference": matrix[:2].round(6).tolist(),
-                    "gain": gain.round(5).tolist(), "matches": count}
-                   for info, matrix, gain, count in zip(a.frames, a.to_ref, a.gains, a.matches)],
+                    "gain": gain.round(5).tolist(), "matches": count,
+                    "loop_px": None if loop is None else round(loop, 3)}
+                   for info, matrix, gain, count, loop in zip(a.frames, a.to_ref, a.gains, a.matches, a.loops)],
         "skipped": [info.path.name for info in a.skipped],
         "seconds": {step: round(t, 3) for step, t in result.timings.items()},
         "peak_memory_mb": round(peak_memory_mb()),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,12 +21,14 @@ import cv2
 import numpy as np
 
 from engine import geometry
-from engine.align import AlignmentError, FrameKey, chain_to_reference, featureless, frame_key, register_pair
+from engine.align import AlignmentError, FrameKey, ecc_alone, featureless, frame_key, register_pair
 from engine.crop import NoCommonArea, common_area
 from engine.depthmap import DepthmapFusion
 from engine.exposure import exposure_gains, thumbnail, thumbnail_factor
 from engine.focus import focus_measure, luminance, nearby_focus
 from engine.frames import FrameError, FrameInfo, check_stack, probe_frame, read_frame
+from engine.order import (CLEARLY_BETTER, components, focus_order, loop_residuals, pair_matches, path_strength,
+                          registration_tree)
 from engine.prefetch import ordered_map
 from engine.pyramid import PyramidFusion
 from engine.save import to_integer
@@ -35,6 +38,8 @@ from engine.warp import coverage, warp_to_reference
 log = logging.getLogger("focusdrop")
 
 METHODS = ("depthmap", "pyramid")
+MAX_LOOP = 1.5  # px: a frame whose pairs disagree with the chained transforms by more is called uncertain
+LOOP_ECC_SCALE = 0.5  # the loop check's ECC runs at half the resolution of the registration's
 
 Progress = Callable[[str, int, int], None]
 """progress(step, done, total): step is "align" or "fuse"."""
@@ -58,6 +63,7 @@ class StackOptions:
     spread_sigma: float = 3.0
     skip_unaligned: bool = False
     also_pyramid: bool = False
+    order: str = "estimate"  # "estimate": the focus order found from the frames if clearly better; "given"
 
 
 @dataclass
@@ -65,8 +71,9 @@ class Alignment:
     """Pass 1's result. frames: the frames kept, in focus order; to_ref: (N, 3, 3) frame -> reference
     pixels; gains: (N, C) encoded-value gains; shading: (N, gh, gw, C) smooth encoded-value gain fields
     over the reference frame, on top of ``gains`` (engine.shading); box: output area (x0, y0, x1, y1) in
-    reference pixels; matches: inlier matches with the previous kept frame (0 for the first); skipped:
-    frames left out."""
+    reference pixels; matches: inlier matches with the frame each was registered to (0 for the reference
+    and frames registered by correlation); skipped: frames left out; loops: per frame, how far its pairs
+    outside the registration tree disagree with the chained transforms, px (None: no such pair)."""
 
     frames: list[FrameInfo]
     to_ref: np.ndarray
@@ -76,6 +83,7 @@ class Alignment:
     box: tuple[int, int, int, int]
     matches: list[int]
     skipped: list[FrameInfo] = field(default_factory=list)
+    loops: list[float | None] = field(default_factory=list)
 
 
 @dataclass
@@ -145,82 +153,177 @@ def _describe(info: FrameInfo, thumb_factor: float, timings: Timings) -> tuple[F
 
 def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progress = _no_progress,
                  timings: Timings | None = None) -> Alignment:
-    """Pass 1: register every frame to the reference, measure exposure gains and the common area."""
+    """Pass 1: register every frame to the reference, find the focus order, measure exposure gains and
+    the common area. The frames come back in focus order (``options.order``)."""
     timings = timings if timings is not None else Timings()
     height, width, _ = infos[0].shape
     thumb_factor = thumbnail_factor(width, height)
-    kept: list[FrameInfo] = []
-    steps, thumbs, matches, skipped = [], [], [], []
-    previous = None
+    keys, thumbs = [], []
     described = ordered_map(partial(_describe, thumb_factor=thumb_factor, timings=timings), infos)
-    for i, (info, (key, thumb)) in enumerate(zip(infos, described)):
-        progress("align", i + 1, len(infos))
-        count = 0
-        if kept:
-            with timings("register"):
-                try:
-                    step, count = register_pair(key, previous)
-                    steps.append(step)
-                except AlignmentError as e:
-                    if _leave_out(info, key, kept, previous, e, options) == "this":
-                        skipped.append(info)
-                        continue
-                    skipped.append(kept.pop())
-                    thumbs.pop()
-                    matches.pop()
-        kept.append(info)
-        thumbs.append(thumb)
-        matches.append(count)
-        previous = key
-    if len(kept) < 2:
-        raise FrameError(kept[0].path, f"none of the other {len(infos) - 1} frames could be aligned to it: "
-                                       f"at {width}x{height} the frames are too small or too featureless to align")
-    check_stack(kept)
-    reference = _reference_index(infos, kept, options.reference)
-    to_ref = chain_to_reference(steps, reference)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        early: dict[tuple[int, int], Future] = {}  # file-order neighbours, registered while frames are read
+        for i, (key, thumb) in enumerate(described):
+            progress("align", i + 1, len(infos))
+            keys.append(key)
+            thumbs.append(thumb)
+            for back, ecc_scale in ((1, 1.0), (2, LOOP_ECC_SCALE)):
+                if i >= back:
+                    early[i, i - back] = pool.submit(register_pair, keys[i], keys[i - back], ecc_scale)
+    with timings("register"):
+        strength = pair_matches(keys)
+        linked = components(strength)[0]
+        attached = _attach_unlinked(infos, keys, linked, options)  # {frame: (frame it registers to, matrix)}
+        order = _focus_order(infos, strength, linked, attached, options)
+        reference = _reference_frame(infos, order, options.reference)
+        to_ref, matches, residuals = _chain(keys, early, strength, [k for k in order if k in linked], attached,
+                                            reference)
+    order = _check_loops(infos, order, reference, residuals, options)
+    skipped = [infos[k] for k in range(len(infos)) if k not in order]
+    del keys
+    kept = [infos[k] for k in order]
+    thumbs = [thumbs[k] for k in order]
+    to_ref_list = np.array([to_ref[k] for k in order])
+    ref_index = order.index(reference)
     with timings("exposure"):
-        gains = exposure_gains(thumbs, to_ref, reference, thumb_factor)
-        shading = shading_fields(thumbs, to_ref, reference, thumb_factor, gains)
+        gains = exposure_gains(thumbs, to_ref_list, ref_index, thumb_factor)
+        shading = shading_fields(thumbs, to_ref_list, ref_index, thumb_factor, gains)
         del thumbs
     try:
-        box = common_area(to_ref, width, height) if options.crop else (0, 0, width, height)
+        box = common_area(to_ref_list, width, height) if options.crop else (0, 0, width, height)
     except NoCommonArea as e:
         raise FrameError(kept[0].path, f"{e}; check that every frame shows the same subject") from None
-    alignment = Alignment(kept, to_ref, gains, shading, reference, box, matches, skipped)
+    alignment = Alignment(kept, to_ref_list, gains, shading, ref_index, box, [matches[k] for k in order],
+                          skipped, [residuals.get(k) for k in order])
     _log_alignment(alignment)
     return alignment
 
 
-def _leave_out(info: FrameInfo, key: FrameKey, kept: list[FrameInfo], previous: FrameKey,
-               error: AlignmentError, options: StackOptions) -> str:
-    """Which frame to leave out when ``info`` does not register to the last kept frame: "this" one, or
-    the "previous" (only ever the first frame: a blank or hopelessly blurred start of the bracket).
-    Raises FrameError when the stack should fail instead."""
-    if featureless(key):
-        log.warning("skipped %s: blurred past recognition (%d features) and unlike %s; it has no detail to add",
-                    info.path.name, len(key.points), kept[-1].path.name)
-        return "this"
-    if len(kept) == 1 and featureless(previous):
-        log.warning("skipped %s: blurred past recognition and unlike %s; it has no detail to add",
-                    kept[0].path.name, info.path.name)
-        return "previous"
-    problem = (f"cannot be aligned to {kept[-1].path.name}: {error}; is it the same subject, or blurred "
-               f"beyond recognition?")
-    if not options.skip_unaligned:
-        raise FrameError(info.path, problem)
-    if len(kept) == 1:
-        log.warning("skipped %s: %s cannot be aligned to it (%s)", kept[0].path.name, info.path.name, error)
-        return "previous"
-    log.warning("skipped %s: %s", info.path.name, problem)
-    return "this"
+def _chain(keys: list[FrameKey], early: dict[tuple[int, int], Future], strength: np.ndarray, chain: list[int],
+           attached: dict[int, tuple[int, np.ndarray]], reference: int) -> tuple[dict, dict, dict]:
+    """Register the linked frames (``chain``, in focus order) along engine.order.registration_tree, add the
+    frames registered by correlation, and close loops over frames two apart. Returns, per frame: its
+    (3, 3) transform to the reference, its keypoint matches, its loop residual (px; frames on a loop)."""
+    root = reference if reference in chain else attached[reference][0]
+    tree = registration_tree(strength, chain, root)
+    loops = [(a, c) for a, c in zip(chain, chain[2:]) if strength[a, c] > 0]
+    jobs = [(pair, 1.0) for pair in tree] + [(pair, LOOP_ECC_SCALE) for pair in loops]
+    registered = dict(zip(tree + loops, ordered_map(partial(_registered, keys, early), jobs)))
+    to_root, matches = {root: np.eye(3)}, {root: 0}
+    for child, parent in tree:
+        step, matches[child] = registered[child, parent]
+        to_root[child] = to_root[parent] @ step
+    for child, (parent, step) in _attach_order(attached, to_root):
+        to_root[child], matches[child] = to_root[parent] @ step, 0
+    rebase = np.linalg.inv(to_root[reference])
+    to_ref = {k: rebase @ matrix for k, matrix in to_root.items()}
+    width, height = keys[0].size
+    return to_ref, matches, loop_residuals(to_ref, {pair: registered[pair][0] for pair in loops}, (width, height))
 
 
-def _reference_index(infos: list[FrameInfo], kept: list[FrameInfo], wanted: int | None) -> int:
+def _registered(keys: list[FrameKey], early: dict[tuple[int, int], Future],
+                job: tuple[tuple[int, int], float]) -> tuple[np.ndarray, int]:
+    """register_pair for frames a -> b with ECC at ``ecc_scale`` (job: ((a, b), ecc_scale)), taken from
+    the early registrations when they made it at that scale: file-order neighbours one apart at full
+    scale, two apart at the loop check's."""
+    (a, b), ecc_scale = job
+    wanted = 1 if ecc_scale == 1.0 else 2
+    for (i, j), inverse in (((a, b), False), ((b, a), True)):
+        if (i, j) in early and i - j == wanted and early[i, j].exception() is None:
+            matrix, count = early[i, j].result()
+            return (np.linalg.inv(matrix) if inverse else matrix), count
+    return register_pair(keys[a], keys[b], ecc_scale)
+
+
+def _attach_unlinked(infos: list[FrameInfo], keys: list[FrameKey], linked: list[int],
+                     options: StackOptions) -> dict[int, tuple[int, np.ndarray]]:
+    """Frames outside the largest group of matching frames: registered by correlation alone (a shift) to
+    the linked frame they correlate with best, or left out with a warning if blurred past recognition.
+    Returns {frame: (the frame it is registered to, (3, 3) frame -> that frame)}. Raises FrameError for a
+    frame with detail that matches nothing (another subject), unless ``options.skip_unaligned``."""
+    attached = {}
+    for k in (k for k in range(len(infos)) if k not in linked):
+        candidates = sorted(linked, key=lambda j: -_similarity(keys[k], keys[j]))[:3]
+        why = AlignmentError(f"only {len(keys[k].points)} features found" if featureless(keys[k])
+                             else "no keypoints in common with any")
+        for j in candidates:
+            try:
+                attached[k] = (j, ecc_alone(keys[k], keys[j], why))
+                break
+            except AlignmentError as e:
+                error = e
+        else:
+            if featureless(keys[k]):
+                log.warning("skipped %s: blurred past recognition (%d features) and unlike the other frames; "
+                            "it has no detail to add", infos[k].path.name, len(keys[k].points))
+                continue
+            problem = (f"cannot be aligned to any other frame ({error}); is it the same subject, or blurred "
+                       f"beyond recognition?")
+            if not options.skip_unaligned:
+                raise FrameError(infos[k].path, problem)
+            log.warning("skipped %s: %s", infos[k].path.name, problem)
+    if len(linked) + len(attached) < 2:
+        height, width, _ = infos[0].shape
+        raise FrameError(infos[linked[0]].path, f"none of the other {len(infos) - 1} frames could be aligned "
+                                                f"to it: at {width}x{height} the frames are too small or too "
+                                                f"featureless to align")
+    return attached
+
+
+def _similarity(a: FrameKey, b: FrameKey) -> float:
+    """Correlation of two frames' reduced grey images, blurred (which frame a blurred frame is closest to)."""
+    small = [cv2.GaussianBlur(cv2.resize(k.grey, (64, 48), interpolation=cv2.INTER_AREA), (0, 0), 2) for k in (a, b)]
+    return float(np.corrcoef(small[0].ravel(), small[1].ravel())[0, 1])
+
+
+def _attach_order(attached: dict[int, tuple[int, np.ndarray]], to_ref: dict[int, np.ndarray]):
+    """The attached frames, each after the frame it is registered to."""
+    pending = dict(attached)
+    while pending:
+        ready = [k for k, (parent, _) in pending.items() if parent in to_ref]
+        for k in ready:
+            yield k, pending.pop(k)
+
+
+def _focus_order(infos: list[FrameInfo], strength: np.ndarray, linked: list[int],
+                 attached: dict[int, tuple[int, np.ndarray]], options: StackOptions) -> list[int]:
+    """The frames kept, in focus order: as given if ``options.order`` is "given" or the estimate is not
+    clearly better (its neighbours match at least CLEARLY_BETTER times better); else the estimate, each
+    frame registered by correlation placed beside its partner, toward the nearer end."""
+    given = sorted(set(linked) | set(attached))
+    if options.order == "given" or len(linked) < 3:
+        return given
+    estimate = focus_order(strength, linked)
+    if path_strength(strength, estimate) < CLEARLY_BETTER * path_strength(strength, [k for k in given
+                                                                                       if k in linked]):
+        return given
+    for k, (partner, _) in sorted(attached.items()):
+        at = estimate.index(partner)
+        estimate.insert(at if at < len(estimate) / 2 else at + 1, k)
+    log.info("focus order estimated from the frames: %s", ", ".join(infos[k].path.name for k in estimate))
+    return estimate
+
+
+def _reference_frame(infos: list[FrameInfo], order: list[int], wanted: int | None) -> int:
     if wanted is None:
-        return len(kept) // 2
-    if infos[wanted] not in kept:
+        return order[len(order) // 2]
+    if wanted not in order:
         raise FrameError(infos[wanted].path, "was chosen as the reference but could not be aligned")
-    return kept.index(infos[wanted])
+    return wanted
+
+
+def _check_loops(infos: list[FrameInfo], order: list[int], reference: int, residuals: dict[int, float],
+                 options: StackOptions) -> list[int]:
+    """Warn about each frame whose registration disagrees with its loops by more than MAX_LOOP px; with
+    ``options.skip_unaligned``, leave it out (never the reference). Returns the frames kept, in order."""
+    uncertain = [k for k in order if residuals.get(k, 0.0) > MAX_LOOP]
+    for k in uncertain:
+        left_out = options.skip_unaligned and k != reference
+        log.warning("%s: alignment uncertain: registered two ways, it lands %.1f px apart%s", infos[k].path.name,
+                    residuals[k], "; left out" if left_out else " (--skip-unaligned leaves such frames out)")
+    kept = [k for k in order if k not in uncertain or k == reference or not options.skip_unaligned]
+    if len(kept) < 2:
+        raise FrameError(infos[reference].path, "no other frame could be aligned to it with certainty")
+    return kept
 
 
 def _log_alignment(alignment: Alignment) -> None:
