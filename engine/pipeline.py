@@ -299,7 +299,8 @@ def _focus_order(infos: list[FrameInfo], strength: np.ndarray, linked: list[int]
     for k, (partner, _) in sorted(attached.items()):
         at = estimate.index(partner)
         estimate.insert(at if at < len(estimate) / 2 else at + 1, k)
-    log.info("focus order estimated from the frames: %s", ", ".join(infos[k].path.name for k in estimate))
+    log.warning("focus order estimated from the frames, not their file order (--order name keeps that): %s",
+                ", ".join(infos[k].path.name for k in estimate))
     return estimate
 
 
