@@ -11,6 +11,7 @@ from bridge import bench, demo
 from bridge.config import FORMATS, default_config_path, load_config
 from bridge.journal import Journal
 from bridge.service import Service
+from bridge.install.commands import add_commands as add_install_commands
 from bridge.jobs import LOG_NAME
 from bridge.status import status_data, status_text
 from bridge.stacking import stack_to_file
@@ -138,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=10, help="how many recent stacks to list (default 10)")
     p.add_argument("--json", action="store_true", help="print it as JSON (for scripts and the Lightroom plug-in)")
     p.set_defaults(run=run_status)
+
+    add_install_commands(commands)
 
     p = commands.add_parser("demo", help="the real job on a generated bracket: a hot folder, an export "
                                          "into it, a layered PSD out")

@@ -20,7 +20,9 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageOps
 
-IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png")
+RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
+                ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".mef", ".mos", ".kdc", ".dcr")
+IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png") + RAW_SUFFIXES  # raw: found, then refused by name
 
 MAX_MEGAPIXELS = float(os.environ.get("FOCUSDROP_MAX_MEGAPIXELS", 400))  # GFX pixel shift: 400 MP
 Image.MAX_IMAGE_PIXELS = None  # the cap above is checked on every format's header before decoding
@@ -108,6 +110,9 @@ def _check_pixels(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> tuple[
 def probe_frame(path: Path | str) -> FrameInfo:
     """Read a frame's header: size, channels, depth, ICC profile, XMP; check that the file is complete and
     under the pixel cap (MAX_MEGAPIXELS; environment FOCUSDROP_MAX_MEGAPIXELS). Raises FrameError."""
+    if Path(path).suffix.lower() in RAW_SUFFIXES:  # many are TIFF inside: refused before a reader misreads one
+        raise FrameError(path, "a camera raw file, which FocusDrop does not read yet; export 16-bit TIFFs (in "
+                               "Lightroom, the FocusDrop export preset)")
     info = _probe(Path(path))
     if info.pixels > MAX_MEGAPIXELS * 1e6:
         raise FrameError(path, f"{info.shape[1]}x{info.shape[0]} is {info.pixels / 1e6:.0f} MP, over the "

@@ -1,0 +1,90 @@
+"""FocusDrop's files for Adobe's applications (from ``scripts/``), with the absolute paths filled in, and
+where each application looks for them.
+
+- Lightroom Classic: the export preset, into ``Export Presets/FocusDrop/`` of Lightroom's user folder.
+- Bridge: the startup script and ``FocusDrop.settings`` (``hot_folder=...``) beside it, into the
+  ``Startup Scripts`` folder of every Bridge version's user folder.
+- Photoshop: "Open latest FocusDrop result.jsx" and its settings (``out=...``), into ``Presets/Scripts`` of
+  every Photoshop installed.
+On macOS and Windows these are Adobe's own folders; elsewhere (and for tests, or presets kept beside a
+catalogue) ``--dest DIR`` puts the same files under DIR.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from importlib.resources import files
+from pathlib import Path
+
+PRESET = "FocusDrop - 16-bit TIFF to hot folder.lrtemplate"
+BRIDGE_SCRIPT = "FocusDrop.jsx"
+PHOTOSHOP_SCRIPT = "Open latest FocusDrop result.jsx"
+SETTINGS = "FocusDrop.settings"
+COLOUR_SPACES = {"prophoto": "ProPhotoRGB", "adobergb": "AdobeRGB", "srgb": "sRGB"}
+APPLICATIONS = ("lightroom", "bridge", "photoshop")
+
+
+def script(*parts: str) -> bytes:
+    """A file shipped in ``scripts/``, as bytes."""
+    return files("focusdrop_scripts").joinpath(*parts).read_bytes()
+
+
+def lua_string(text: str) -> str:
+    """``text`` as a Lua 5.1 string literal (backslashes and quotes escaped; UTF-8 kept as it is)."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return f'"{escaped}"'
+
+
+def preset(hot_folder: Path, colour_space: str) -> bytes:
+    """The Lightroom export preset with the hot folder and colour space filled in."""
+    text = script("lightroom", PRESET).decode("utf-8")
+    text = text.replace("{{hot_folder}}", lua_string(str(hot_folder)))
+    return text.replace("{{colour_space}}", lua_string(COLOUR_SPACES[colour_space])).encode("utf-8")
+
+
+def settings(**values: Path) -> bytes:
+    """A FocusDrop.settings file: one key=value per line, UTF-8."""
+    return "".join(f"{key}={value}\n" for key, value in values.items()).encode("utf-8")
+
+
+def targets(application: str, dest: Path | None) -> list[Path]:
+    """The folders ``application``'s files go into: under ``dest`` if given, else Adobe's user folders on
+    macOS and Windows. Raises ValueError naming what is missing."""
+    if dest is not None:
+        return [dest / {"lightroom": "Lightroom/Export Presets/FocusDrop", "bridge": "Bridge/Startup Scripts",
+                        "photoshop": "Photoshop/Presets/Scripts"}[application]]
+    if sys.platform == "darwin":
+        support, programs = Path.home() / "Library/Application Support/Adobe", Path("/Applications")
+    elif sys.platform == "win32":
+        support = Path(os.environ["APPDATA"]) / "Adobe"
+        programs = Path(os.environ.get("PROGRAMFILES", r"C:\Program Files")) / "Adobe"
+    else:
+        raise ValueError("Adobe's applications do not run here: give --dest DIR to write the files into DIR")
+    if application == "lightroom":
+        return [support / "Lightroom" / "Export Presets" / "FocusDrop"]
+    if application == "bridge":
+        found = sorted(p / "Startup Scripts" for p in support.glob("Bridge*") if p.is_dir())
+        where = support
+    else:
+        found = sorted(p / "Presets" / "Scripts" for p in programs.glob("Adobe Photoshop*") if p.is_dir())
+        where = programs
+    if not found:
+        raise ValueError(f"no Adobe {application.title()} found in {where}; start it once, or give --dest DIR")
+    return found
+
+
+def files_for(application: str, hot_folder: Path, out: Path, colour_space: str) -> dict[str, bytes]:
+    """File name -> contents for one application."""
+    if application == "lightroom":
+        return {PRESET: preset(hot_folder, colour_space)}
+    if application == "bridge":
+        return {BRIDGE_SCRIPT: script("bridge", BRIDGE_SCRIPT), SETTINGS: settings(hot_folder=hot_folder)}
+    return {PHOTOSHOP_SCRIPT: script("photoshop", PHOTOSHOP_SCRIPT), SETTINGS: settings(out=out)}
+
+
+NEXT_STEP = {
+    "lightroom": "restart Lightroom Classic; then select a bracket and File > Export with Preset > FocusDrop",
+    "bridge": "restart Bridge and allow the startup script (Preferences > Startup Scripts); then select a "
+              "bracket and Tools > Send to FocusDrop",
+    "photoshop": "restart Photoshop; File > Scripts > Open latest FocusDrop result",
+}

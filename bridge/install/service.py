@@ -1,0 +1,72 @@
+"""The hot folder as a login service: ``focusdrop watch`` started at login, with no terminal.
+
+- macOS: a launchd agent, ``~/Library/LaunchAgents/org.focusdrop.watch.plist`` (RunAtLoad, KeepAlive);
+- Linux: a systemd user unit, ``~/.config/systemd/user/focusdrop.service`` (``systemctl --user enable --now
+  focusdrop``);
+- Windows: a Task Scheduler task (logon trigger) as XML, for ``schtasks /Create /TN FocusDrop /XML FILE``.
+The service writes its own log (In/.focusdrop/focusdrop.log, which ``focusdrop status`` names).
+"""
+from __future__ import annotations
+
+import plistlib
+import sys
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+LABEL = "org.focusdrop.watch"
+
+
+def command(inbox: Path, out: Path) -> list[str]:
+    """The service's command line: this Python running ``focusdrop watch IN --out OUT``."""
+    return [sys.executable, "-m", "bridge.cli", "watch", str(inbox), "--out", str(out)]
+
+
+def launchd_plist(inbox: Path, out: Path) -> bytes:
+    return plistlib.dumps({"Label": LABEL, "ProgramArguments": command(inbox, out), "RunAtLoad": True,
+                           "KeepAlive": {"SuccessfulExit": False}, "ProcessType": "Background"})
+
+
+def systemd_unit(inbox: Path, out: Path) -> bytes:
+    quoted = " ".join('"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"' for part in command(inbox, out))
+    return (f"[Unit]\nDescription=FocusDrop hot folder: stack each focus bracket that lands in {inbox}\n\n"
+            f"[Service]\nExecStart={quoted}\nRestart=on-failure\nRestartSec=5\n\n"
+            f"[Install]\nWantedBy=default.target\n").encode("utf-8")
+
+
+def windows_task(inbox: Path, out: Path) -> bytes:
+    program, *arguments = command(inbox, out)
+    joined = " ".join(f'"{a}"' if " " in a else a for a in arguments)
+    return ('<?xml version="1.0" encoding="UTF-16"?>\n'
+            '<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">\n'
+            '  <RegistrationInfo><Description>FocusDrop hot folder</Description></RegistrationInfo>\n'
+            '  <Triggers><LogonTrigger><Enabled>true</Enabled></LogonTrigger></Triggers>\n'
+            '  <Settings><ExecutionTimeLimit>PT0S</ExecutionTimeLimit><RestartOnFailure><Interval>PT1M'
+            '</Interval><Count>3</Count></RestartOnFailure></Settings>\n'
+            f'  <Actions><Exec><Command>{escape(program)}</Command><Arguments>{escape(joined)}</Arguments>'
+            '</Exec></Actions>\n'
+            '</Task>\n').encode("utf-16")
+
+
+def service_files(dest: Path | None) -> dict[Path, str]:
+    """Where each service file goes -> which kind ("launchd", "systemd", "windows"): this system's own
+    place, or all three under ``dest``/service."""
+    if dest is not None:
+        folder = dest / "service"
+        return {folder / f"{LABEL}.plist": "launchd", folder / "focusdrop.service": "systemd",
+                folder / "FocusDrop-task.xml": "windows"}
+    if sys.platform == "darwin":
+        return {Path.home() / "Library" / "LaunchAgents" / f"{LABEL}.plist": "launchd"}
+    if sys.platform == "win32":
+        return {Path.home() / "FocusDrop" / "FocusDrop-task.xml": "windows"}
+    return {Path.home() / ".config" / "systemd" / "user" / "focusdrop.service": "systemd"}
+
+
+def contents(kind: str, inbox: Path, out: Path) -> bytes:
+    return {"launchd": launchd_plist, "systemd": systemd_unit, "windows": windows_task}[kind](inbox, out)
+
+
+NEXT_STEP = {
+    "launchd": "launchctl load ~/Library/LaunchAgents/" + LABEL + ".plist (or log out and in)",
+    "systemd": "systemctl --user daemon-reload && systemctl --user enable --now focusdrop",
+    "windows": "schtasks /Create /TN FocusDrop /XML \"%USERPROFILE%\\FocusDrop\\FocusDrop-task.xml\"",
+}

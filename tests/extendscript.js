@@ -1,0 +1,65 @@
+// Stand-ins for the ExtendScript objects FocusDrop's Adobe scripts use (File, Folder, MenuElement, app,
+// BridgeTalk, $, alert), on Node's fs, so that the tests run the shipped scripts themselves.
+//   node extendscript.js bridge SCRIPT FRAME...   choose "Send to FocusDrop" with FRAME... selected
+//   node extendscript.js photoshop SCRIPT         run "Open latest FocusDrop result"
+// Prints one JSON line: {"alerts": [...], "opened": path or null, "menus": [...]}.
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const vm = require("vm");
+
+const [, , application, scriptPath, ...selected] = process.argv;
+const alerts = [], menus = [];
+let opened = null;
+
+class Entry {
+    constructor(p) { this.fsName = path.resolve(String(p)); }
+    get name() { return encodeURI(path.basename(this.fsName)); }
+    get parent() { return new Folder(path.dirname(this.fsName)); }
+    get exists() { return fs.existsSync(this.fsName); }
+    get modified() { return fs.statSync(this.fsName).mtime; }
+}
+class File extends Entry {
+    constructor(p) { super(p); this.encoding = "BINARY"; this._lines = null; this._out = null; }
+    get exists() { return fs.existsSync(this.fsName) && fs.statSync(this.fsName).isFile(); }
+    open(mode) {
+        if (mode === "r") { this._lines = fs.readFileSync(this.fsName, "utf8").split(/\r?\n/); }
+        else { this._out = ""; }
+        return true;
+    }
+    get eof() { return this._lines.length === 0 || (this._lines.length === 1 && this._lines[0] === ""); }
+    readln() { return this._lines.shift(); }
+    write(text) { this._out += text; return true; }
+    close() { if (this._out !== null) { fs.writeFileSync(this.fsName, this._out, "utf8"); } return true; }
+    copy(target) { fs.copyFileSync(this.fsName, String(target)); return true; }
+}
+class Folder extends Entry {
+    get exists() { return fs.existsSync(this.fsName) && fs.statSync(this.fsName).isDirectory(); }
+    create() { fs.mkdirSync(this.fsName); return true; }
+    rename(name) { fs.renameSync(this.fsName, path.join(path.dirname(this.fsName), name)); return true; }
+    getFiles() {
+        return fs.readdirSync(this.fsName).map((n) => {
+            const p = path.join(this.fsName, n);
+            return fs.statSync(p).isDirectory() ? new Folder(p) : new File(p);
+        });
+    }
+}
+const context = {
+    File, Folder, FOCUSDROP_TEST: true,
+    $: { fileName: path.resolve(scriptPath) },
+    alert: (text) => alerts.push(String(text)),
+    BridgeTalk: { appName: application },
+    MenuElement: { create: (kind, label, where, id) => { const m = { kind, label, where, id }; menus.push(m); return m; } },
+    app: {
+        document: { selections: selected.map((p) => ({ spec: new File(p) })) },
+        open: (file) => { opened = file.fsName; return file; },
+    },
+};
+vm.createContext(context);
+vm.runInContext(fs.readFileSync(scriptPath, "utf8"), context, { filename: scriptPath });
+if (application === "bridge") {
+    menus.find((m) => m.where === "at the end of Tools").onSelect();
+} else {
+    vm.runInContext("FocusDropLatest.run()", context);
+}
+console.log(JSON.stringify({ alerts, opened, menus: menus.map((m) => [m.label, m.where]) }));
