@@ -44,7 +44,7 @@ log = logging.getLogger("focusdrop")
 REPORT = "report.json"
 LOG_NAME = "focusdrop.log"  # the service's own log, rotated at 1 MB, five kept
 FORMAT_SUFFIXES = {"psd": [".psd"], "tif": [".tif"], "both": [".psd", ".tif"]}
-MANIFEST_OPTIONS = {"name", "frames", "method", "format", "pyramid_layer", "skip_unaligned", "reference",
+MANIFEST_OPTIONS = {"name", "frames", "method", "format", "pyramid_layer", "skip_unaligned", "reference", "job_id",
                     "created_by", "source"}
 
 
@@ -56,7 +56,8 @@ class Workspace:
         self.state = inbox / ".focusdrop"
         self.jobs, self.done, self.failed = self.state / "jobs", inbox / "done", inbox / "failed"
         self.log = self.state / LOG_NAME
-        for folder in (self.jobs, self.done, self.failed, out):
+        self.results = self.state / "results"  # JOB_ID.json per job whose manifest gave a job_id
+        for folder in (self.jobs, self.results, self.done, self.failed, out):
             folder.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.state / "journal.sqlite")
         self.names = threading.Lock()  # output and archive names are chosen one job at a time
@@ -168,9 +169,23 @@ def run_job(ws: Workspace, job: Job, config: WatchConfig) -> Job:
         crash_point("run:archived")
         log.info("finished: %s in %.1f s -> %s (frames in %s)", job.name, time.perf_counter() - started,
                  ", ".join(job.outputs), archive)
-        return ws.journal.update(job.id, state="done", finished=time.time())
+        return _finish(ws, ws.journal.get(job.id), "done")
     except Exception as e:  # any failure fails this stack alone; the service goes on
         return fail(ws, job, e)
+
+
+def _finish(ws: Workspace, job: Job, state: str) -> Job:
+    """End a job as "done" or "failed": its result record first (an exporter waiting on it learns the
+    outcome; written again if a crash comes before the journal), then the journal."""
+    job_id = job.options.get("job_id")
+    if job_id:
+        error_txt = Path(job.archive or "") / "error.txt"
+        record = {"job_id": job_id, "name": job.name, "state": state, "archive": job.archive,
+                  "outputs": job.outputs if state == "done" else [],
+                  "error": error_txt.read_text(encoding="utf-8") if state == "failed" and error_txt.is_file() else None}
+        write_durably(ws.results / f"{safe_name(str(job_id))}.json",
+                      json.dumps(record, indent=1, ensure_ascii=False).encode("utf-8"))
+    return ws.journal.update(job.id, state=state, finished=time.time())
 
 
 def _archive(ws: Workspace, job: Job, where: Path) -> Path:
@@ -208,7 +223,7 @@ def fail(ws: Workspace, job: Job, error: Exception) -> Job:
         f"FocusDrop could not stack {job.name}.\n\nWhat went wrong: {message}\n\nWhat to do: {_advice(error)}\n\n"
         f"The frames in this folder are untouched.\n").encode())
     log.error("failed: %s: %s (frames in %s)", job.name, message, target)
-    return ws.journal.update(job.id, state="failed", finished=time.time())
+    return _finish(ws, ws.journal.get(job.id), "failed")
 
 
 def recover(ws: Workspace) -> None:
@@ -225,7 +240,7 @@ def recover(ws: Workspace) -> None:
             if failed and not (Path(job.archive) / "error.txt").exists():
                 fail(ws, job, RuntimeError(job.error or "interrupted"))
             else:
-                ws.journal.update(job.id, state="failed" if failed else "done", finished=time.time())
+                _finish(ws, job, "failed" if failed else "done")
                 log.info("recovered: %s had %s before the interruption", job.name, "failed" if failed else "finished")
         elif job.outputs and job.error is None and not any(map(output_problem, job.outputs)):
             if not (job.folder / REPORT).exists():
@@ -233,7 +248,7 @@ def recover(ws: Workspace) -> None:
                     "outputs": job.outputs, "note": "the service was stopped after the result was written "
                     "and before this report; per-frame details were not kept"}, indent=1).encode())
             _archive(ws, job, ws.done)
-            ws.journal.update(job.id, state="done", finished=time.time())
+            _finish(ws, ws.journal.get(job.id), "done")
             log.info("recovered: %s had finished before the interruption", job.name)
         else:
             ws.journal.update(job.id, state="waiting", archive=None)

@@ -1,7 +1,8 @@
 """FocusDrop's files for Adobe's applications (from ``scripts/``), with the absolute paths filled in, and
 where each application looks for them.
 
-- Lightroom Classic: the export preset, into ``Export Presets/FocusDrop/`` of Lightroom's user folder.
+- Lightroom Classic: the export preset, into ``Export Presets/FocusDrop/`` of Lightroom's user folder, and
+  the plug-in ``FocusDrop.lrplugin`` (with ``FocusDropSettings.lua``: the hot folder) into ``Modules/``.
 - Bridge: the startup script and ``FocusDrop.settings`` (``hot_folder=...``) beside it, into the
   ``Startup Scripts`` folder of every Bridge version's user folder.
 - Photoshop: "Open latest FocusDrop result.jsx" and its settings (``out=...``), into ``Presets/Scripts`` of
@@ -17,6 +18,8 @@ from importlib.resources import files
 from pathlib import Path
 
 PRESET = "FocusDrop - 16-bit TIFF to hot folder.lrtemplate"
+PLUGIN = "FocusDrop.lrplugin"
+PLUGIN_FILES = ("Info.lua", "FocusDropExportServiceProvider.lua")
 BRIDGE_SCRIPT = "FocusDrop.jsx"
 PHOTOSHOP_SCRIPT = "Open latest FocusDrop result.jsx"
 SETTINGS = "FocusDrop.settings"
@@ -48,10 +51,11 @@ def settings(**values: Path) -> bytes:
 
 
 def targets(application: str, dest: Path | None) -> list[Path]:
-    """The folders ``application``'s files go into: under ``dest`` if given, else Adobe's user folders on
-    macOS and Windows. Raises ValueError naming what is missing."""
+    """The folders ``application``'s files go into (``files_for`` names them relative to these): under
+    ``dest`` if given, else Adobe's user folders on macOS and Windows. Raises ValueError naming what is
+    missing."""
     if dest is not None:
-        return [dest / {"lightroom": "Lightroom/Export Presets/FocusDrop", "bridge": "Bridge/Startup Scripts",
+        return [dest / {"lightroom": "Lightroom", "bridge": "Bridge/Startup Scripts",
                         "photoshop": "Photoshop/Presets/Scripts"}[application]]
     if sys.platform == "darwin":
         support, programs = Path.home() / "Library/Application Support/Adobe", Path("/Applications")
@@ -61,7 +65,7 @@ def targets(application: str, dest: Path | None) -> list[Path]:
     else:
         raise ValueError("Adobe's applications do not run here: give --dest DIR to write the files into DIR")
     if application == "lightroom":
-        return [support / "Lightroom" / "Export Presets" / "FocusDrop"]
+        return [support / "Lightroom"]
     if application == "bridge":
         found = sorted(p / "Startup Scripts" for p in support.glob("Bridge*") if p.is_dir())
         where = support
@@ -74,16 +78,22 @@ def targets(application: str, dest: Path | None) -> list[Path]:
 
 
 def files_for(application: str, hot_folder: Path, out: Path, colour_space: str) -> dict[str, bytes]:
-    """File name -> contents for one application."""
+    """Path relative to a ``targets`` folder -> contents, for one application."""
     if application == "lightroom":
-        return {PRESET: preset(hot_folder, colour_space)}
+        plugin = "Modules/" + PLUGIN
+        return {f"Export Presets/FocusDrop/{PRESET}": preset(hot_folder, colour_space),
+                **{f"{plugin}/{name}": script("lightroom", PLUGIN, name) for name in PLUGIN_FILES},
+                f"{plugin}/FocusDropSettings.lua": (
+                    "-- Written by `focusdrop install lightroom`: where the plug-in sends brackets.\n"
+                    f"return {{ hot_folder = {lua_string(str(hot_folder))} }}\n").encode("utf-8")}
     if application == "bridge":
         return {BRIDGE_SCRIPT: script("bridge", BRIDGE_SCRIPT), SETTINGS: settings(hot_folder=hot_folder)}
     return {PHOTOSHOP_SCRIPT: script("photoshop", PHOTOSHOP_SCRIPT), SETTINGS: settings(out=out)}
 
 
 NEXT_STEP = {
-    "lightroom": "restart Lightroom Classic; then select a bracket and File > Export with Preset > FocusDrop",
+    "lightroom": "restart Lightroom Classic; then select a bracket and File > Export with Preset > FocusDrop "
+                 "(frames only), or File > Export > FocusDrop (the result comes back into the catalogue)",
     "bridge": "restart Bridge and allow the startup script (Preferences > Startup Scripts); then select a "
               "bracket and Tools > Send to FocusDrop",
     "photoshop": "restart Photoshop; File > Scripts > Open latest FocusDrop result",
