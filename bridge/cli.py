@@ -59,7 +59,7 @@ def run_stack(args: argparse.Namespace) -> int:
 def run_watch(args: argparse.Namespace) -> int:
     overrides = {"inbox": args.inbox, "out": args.out, "quiet": args.quiet, "gap": args.gap,
                  "format": args.format, "method": args.method, "workers": args.workers,
-                 "polling": args.polling or None, "give_up": args.give_up}
+                 "polling": args.polling or None, "give_up": args.give_up, "open": args.open or None}
     config = load_config(Path(args.config) if args.config else None, overrides)
     logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(asctime)s focusdrop: %(message)s"))
     if not args.verbose:
@@ -129,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=METHODS, help="fusion method (default depthmap)")
     p.add_argument("--workers", type=int, help="stacks processed at once (default 1)")
     p.add_argument("--polling", action="store_true", help="poll the folder: for SMB/NFS shares")
+    p.add_argument("--open", action="store_true", help="open each new result in the system's default "
+                   "application for it (Photoshop, for PSD, where installed)")
     p.add_argument("--give-up", type=float, metavar="SECONDS", help="how long an empty, cut-off or unreadable "
                    "file may sit unchanged before it goes to failed/ with an error.txt (default 60)")
     p.set_defaults(run=run_watch)

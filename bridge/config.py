@@ -12,6 +12,7 @@ file ``--config`` names. Every key is optional::
     workers = 1
     polling = false     # poll instead of file-system events (SMB/NFS shares)
     give_up = 60        # seconds an unusable file may sit unchanged before it goes to failed/
+    open = false        # open each new result in the system's default application (Photoshop, for PSD)
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ class WatchConfig:
     polling: bool = False
     rescan: float = 2.0  # seconds between safety-net rescans of the hot folder
     give_up: float = 60.0  # seconds an empty, cut-off or unreadable file may sit before it goes to failed/
+    open: bool = False  # open each new result in the system's default application
 
     def resolved(self) -> "WatchConfig":
         """The same settings with folders made absolute and values checked (ValueError names the key)."""

@@ -13,6 +13,8 @@ import logging
 import logging.handlers
 import os
 import signal
+import subprocess
+import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -24,8 +26,22 @@ from watchdog.observers.polling import PollingObserver
 from bridge.config import WatchConfig
 from bridge.inbox import PARTIAL, Inbox
 from bridge.jobs import Workspace, claim, recover, run_job
+from bridge.journal import Job
 
 log = logging.getLogger("focusdrop")
+
+
+def open_in_default_app(path: Path) -> None:
+    """Open ``path`` in the system's default application for its type; a failure is logged, not raised."""
+    try:
+        if sys.platform == "win32":
+            os.startfile(path)  # exists on Windows only
+        else:
+            subprocess.Popen(["open" if sys.platform == "darwin" else "xdg-open", str(path)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        log.info("opened %s", path.name)
+    except OSError as e:
+        log.warning("could not open %s: %s", path.name, e.strerror or e)
 
 
 class _Wake(FileSystemEventHandler):
@@ -99,6 +115,12 @@ class Service:
             self.workspace.journal.close()
         log.info("stopped")
 
+    def _run_job(self, job: Job) -> Job:
+        job = run_job(self.workspace, job, self.config)
+        if self.config.open and job.state == "done":
+            open_in_default_app(Path(job.outputs[0]))
+        return job
+
     def _pass(self, pool: ThreadPoolExecutor) -> None:
         for stack in self.inbox.scan():
             try:
@@ -110,6 +132,6 @@ class Service:
             if len(self._running) >= self.config.workers:
                 break
             if job.id not in self._running:
-                future = pool.submit(run_job, self.workspace, job, self.config)
+                future = pool.submit(self._run_job, job)
                 future.add_done_callback(lambda _: self.wake.set())
                 self._running[job.id] = future

@@ -182,3 +182,16 @@ def test_the_polling_observer_for_network_shares(tmp_path, small):
         drop(tmp_path / "In", small, "p")
         wait_for(lambda: files(tmp_path / "In" / "done") == ["p_01"], 60, log)
     assert files(tmp_path / "Out") == ["p_01.tif"]
+
+
+def test_open_hands_each_new_result_to_the_default_application(tmp_path, small):
+    """--open: each finished result is opened (xdg-open here; a stand-in on PATH records what it is given)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    opener = bin_dir / "xdg-open"
+    opener.write_text(f"#!/bin/sh\necho \"$1\" >> {tmp_path / 'opened.txt'}\n")
+    opener.chmod(0o755)
+    with watching(tmp_path, "--open", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"}) as (_, log):
+        drop(tmp_path / "In", small, "o")
+        wait_for(lambda: (tmp_path / "opened.txt").exists(), 60, log)
+    assert (tmp_path / "opened.txt").read_text().split() == [str(tmp_path / "Out" / "o_01.psd")]
