@@ -182,7 +182,8 @@ def _finish(ws: Workspace, job: Job, state: str) -> Job:
         error_txt = Path(job.archive or "") / "error.txt"
         record = {"job_id": job_id, "name": job.name, "state": state, "archive": job.archive,
                   "outputs": job.outputs if state == "done" else [],
-                  "error": error_txt.read_text(encoding="utf-8") if state == "failed" and error_txt.is_file() else None}
+                  "error": (error_txt.read_text(encoding="utf-8")
+                            if state == "failed" and error_txt.is_file() else None)}
         write_durably(ws.results / f"{safe_name(str(job_id))}.json",
                       json.dumps(record, indent=1, ensure_ascii=False).encode("utf-8"))
     return ws.journal.update(job.id, state=state, finished=time.time())

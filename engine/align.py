@@ -14,11 +14,11 @@ is two-step:
    If ECC does not converge or moves a keypoint more than 3 px (the RANSAC tolerance) from step 1, step
    1's estimate stands. ECC's template is the blurrier of the two frames (the one with fewer keypoints),
    the sharper one is warped onto it: the other way round, ECC settled 0.9 px off on a pair of frames
-   blurred by 20 px (0.17 px this way), while keypoints were within 0.4 px. Judged at the keypoints, not the image corners: on thin strands over a plain
-   background the detail clusters in the middle, SIFT's rotation is off enough to move the corners 1-2 px
-   between heavily blurred frames while ECC is within 0.04-0.3 px; the former test (ECC may not move a
-   corner more than 1 px) kept SIFT's estimate there, and the chain drifted 6 px over four frames (0.8 px
-   now; other brackets unchanged).
+   blurred by 20 px (0.17 px this way), while keypoints were within 0.4 px. Judged at the keypoints, not
+   the image corners: on thin strands over a plain background the detail clusters in the middle, SIFT's
+   rotation is off enough to move the corners 1-2 px between heavily blurred frames while ECC is within
+   0.04-0.3 px; the former test (ECC may not move a corner more than 1 px) kept SIFT's estimate there, and
+   the chain drifted 6 px over four frames (0.8 px now; other brackets unchanged).
 When step 1 fails (a frame blurred past recognition has few keypoints, and few that match), ECC alone,
 for a shift only, decides: a blurred frame still correlates with its neighbour (0.95-0.99 measured on the
 shared circuit-board bracket blurred by 25-40 px), a frame of another scene does not (0.01-0.2). A shift

@@ -3,8 +3,9 @@
 Pass 1 reads each frame once and keeps only its keypoints, a reduced grey image and a thumbnail; it finds
 the focus order and which frame to register to which (engine.order), registers them (file-order neighbours
 already while frames are being read, the common case), chains the transforms to the reference frame, and
-measures exposure gains and the common area. Pass 2 reads each frame again, warps it onto the output box and adds it to the running fusion. Peak
-memory is the fusion state plus one frame and its temporaries, whatever the number of frames.
+measures exposure gains and the common area. Pass 2 reads each frame again, warps it onto the output box
+and adds it to the running fusion. Peak memory is the fusion state plus one frame and its temporaries,
+whatever the number of frames.
 """
 from __future__ import annotations
 
@@ -213,7 +214,7 @@ def _chain(keys: list[FrameKey], early: dict[tuple[int, int], Future], strength:
     for child, parent in tree:
         step, matches[child] = registered[child, parent]
         to_root[child] = to_root[parent] @ step
-    for child, (parent, step) in _attach_order(attached, to_root):
+    for child, (parent, step) in attached.items():  # each registered to a frame of the chain
         to_root[child], matches[child] = to_root[parent] @ step, 0
     rebase = np.linalg.inv(to_root[reference])
     to_ref = {k: rebase @ matrix for k, matrix in to_root.items()}
@@ -272,17 +273,9 @@ def _attach_unlinked(infos: list[FrameInfo], keys: list[FrameKey], linked: list[
 
 def _similarity(a: FrameKey, b: FrameKey) -> float:
     """Correlation of two frames' reduced grey images, blurred (which frame a blurred frame is closest to)."""
-    small = [cv2.GaussianBlur(cv2.resize(k.grey, (64, 48), interpolation=cv2.INTER_AREA), (0, 0), 2) for k in (a, b)]
+    small = [cv2.GaussianBlur(cv2.resize(k.grey, (64, 48), interpolation=cv2.INTER_AREA), (0, 0), 2)
+             for k in (a, b)]
     return float(np.corrcoef(small[0].ravel(), small[1].ravel())[0, 1])
-
-
-def _attach_order(attached: dict[int, tuple[int, np.ndarray]], to_ref: dict[int, np.ndarray]):
-    """The attached frames, each after the frame it is registered to."""
-    pending = dict(attached)
-    while pending:
-        ready = [k for k, (parent, _) in pending.items() if parent in to_ref]
-        for k in ready:
-            yield k, pending.pop(k)
 
 
 def _focus_order(infos: list[FrameInfo], strength: np.ndarray, linked: list[int],
