@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 
 RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
                 ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".mef", ".mos", ".kdc", ".dcr")
-IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png") + RAW_SUFFIXES  # raw: found, then refused by name
+IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png") + RAW_SUFFIXES
 
 MAX_MEGAPIXELS = float(os.environ.get("FOCUSDROP_MAX_MEGAPIXELS", 400))  # GFX pixel shift: 400 MP
 Image.MAX_IMAGE_PIXELS = None  # the cap above is checked on every format's header before decoding
@@ -47,7 +47,7 @@ class FrameInfo:
 
     shape: (H, W, C) with C = 1 (grey) or 3 (RGB); dtype: uint8 or uint16.
     icc: the embedded ICC profile, byte for byte, or None; xmp: the XMP packet or None;
-    kind: "tiff", "jpeg" or "png", from the file's first bytes.
+    kind: "tiff", "jpeg" or "png", from the file's first bytes, or "raw" (engine.raw) by its extension.
     """
 
     path: Path
@@ -56,6 +56,8 @@ class FrameInfo:
     icc: bytes | None
     xmp: bytes | None
     kind: str
+    camera: str | None = None  # raw frames: make and model (engine.raw)
+    white_balance: tuple[float, ...] | None = None  # raw frames: the multipliers every frame is decoded with
 
     @property
     def pixels(self) -> int:
@@ -110,14 +112,15 @@ def _check_pixels(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> tuple[
 def probe_frame(path: Path | str) -> FrameInfo:
     """Read a frame's header: size, channels, depth, ICC profile, XMP; check that the file is complete and
     under the pixel cap (MAX_MEGAPIXELS; environment FOCUSDROP_MAX_MEGAPIXELS). Raises FrameError."""
-    if Path(path).suffix.lower() in RAW_SUFFIXES:  # many are TIFF inside: refused before a reader misreads one
-        raise FrameError(path, "a camera raw file, which FocusDrop does not read yet; export 16-bit TIFFs (in "
-                               "Lightroom, the FocusDrop export preset)")
-    info = _probe(Path(path))
+    if Path(path).suffix.lower() in RAW_SUFFIXES:  # many are TIFF inside: told by the extension, not the bytes
+        from engine.raw import probe_raw
+        info = probe_raw(Path(path))
+    else:
+        info = _probe(Path(path))
     if info.pixels > MAX_MEGAPIXELS * 1e6:
         raise FrameError(path, f"{info.shape[1]}x{info.shape[0]} is {info.pixels / 1e6:.0f} MP, over the "
                                f"{MAX_MEGAPIXELS:g} MP cap (set FOCUSDROP_MAX_MEGAPIXELS to raise it)")
-    missing = _incomplete(info)
+    missing = "" if info.kind == "raw" else _incomplete(info)  # LibRaw has read a raw file whole already
     if missing:
         raise IncompleteFrame(path, f"incomplete file: {missing} (still being written, or cut short)")
     return info
@@ -152,7 +155,7 @@ def _probe(path: Path) -> FrameInfo:
     except FrameError:
         raise
     except Exception as e:  # every reader has its own exceptions for a damaged header
-        raise FrameError(path, f"damaged or unreadable {kind.upper()} header ({_reason(e)})") from None
+        raise FrameError(path, f"damaged or unreadable {kind.upper()} header ({short_reason(e)})") from None
 
 
 PNG_END = b"\0\0\0\0IEND\xaeB`\x82"
@@ -168,7 +171,7 @@ def _incomplete(info: FrameInfo) -> str:
                 page = tif.pages[0]
                 end = max((o + n for o, n in zip(page.dataoffsets, page.databytecounts)), default=0)
         except Exception as e:
-            raise FrameError(path, f"damaged or unreadable TIFF header ({_reason(e)})") from None
+            raise FrameError(path, f"damaged or unreadable TIFF header ({short_reason(e)})") from None
         return f"its image data runs to byte {end}, the file has {size}" if end > size else ""
     with open(path, "rb") as f:
         f.seek(max(0, size - 4096))
@@ -184,7 +187,7 @@ def _png_bit_depth(path: Path) -> int:
     return header[24] if len(header) == 25 else 8
 
 
-def _reason(error: Exception) -> str:
+def short_reason(error: Exception) -> str:
     text = str(error).strip().splitlines()
     return text[0][:120] if text else type(error).__name__
 
@@ -195,6 +198,9 @@ def read_frame(info: FrameInfo) -> np.ndarray:
     Raises FrameError for a truncated or corrupt file, or pixels that do not match the header.
     """
     path, kind = info.path, info.kind
+    if kind == "raw":
+        from engine.raw import read_raw
+        return read_raw(info)
     try:
         if kind == "tiff":
             pixels = _read_tiff(path)
@@ -209,7 +215,7 @@ def read_frame(info: FrameInfo) -> np.ndarray:
             if pixels.ndim == 3:
                 pixels = cv2.cvtColor(pixels, cv2.COLOR_BGRA2RGB if pixels.shape[2] == 4 else cv2.COLOR_BGR2RGB)
     except Exception as e:
-        raise FrameError(path, f"truncated or corrupt image data ({_reason(e)})") from None
+        raise FrameError(path, f"truncated or corrupt image data ({short_reason(e)})") from None
     if pixels.ndim == 2:
         pixels = pixels[..., None]
     pixels = pixels[..., :3] if info.shape[2] == 3 else pixels[..., :1]

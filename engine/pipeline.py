@@ -33,6 +33,7 @@ from engine.order import (CLEARLY_BETTER, components, focus_order, loop_residual
                           registration_tree)
 from engine.prefetch import ordered_map
 from engine.pyramid import PyramidFusion
+from engine.raw import same_settings
 from engine.save import to_integer
 from engine.shading import shading_fields
 from engine.warp import coverage, warp_to_reference
@@ -131,6 +132,7 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
     with timings("probe"):
         infos = [probe_frame(p) for p in paths]
         check_stack(infos)
+        infos = same_settings(infos, len(infos) // 2 if options.reference is None else options.reference)
     alignment = align_frames(infos, options, progress, timings)
     image, depth, pyramid = fuse_frames(alignment, options, progress, timings, on_layer)
     with timings("convert"):

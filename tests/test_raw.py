@@ -1,0 +1,61 @@
+"""Raw frames: a DNG bracket written by the project's generator (bridge.samples.write_dng_bracket: a Bayer
+mosaic of the frames' linear light) is decoded by LibRaw with one setting for all frames and stacked."""
+import json
+
+import cv2
+import numpy as np
+import pytest
+from psd_tools import PSDImage
+
+from bridge.samples import write_bracket, write_dng_bracket
+from conftest import focusdrop
+from engine.icc import ADOBE_RGB, ADOBE_RGB_GAMMA
+from engine.synthetic import BracketSpec
+
+SPEC = BracketSpec(width=600, height=400, frames=5, seed=3)
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
+
+
+@pytest.fixture(scope="module")
+def dng(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("dng")
+    truth, paths = write_dng_bracket(SPEC, folder)
+    (folder / "IMG_0003.xmp").write_bytes(XMP)  # Lightroom's sidecar beside the reference frame
+    return truth, paths
+
+
+def test_a_dng_bracket_stacks_into_adobe_rgb_and_matches_the_truth(tmp_path, dng):
+    truth, paths = dng
+    output, report = tmp_path / "out.psd", tmp_path / "report.json"
+    run = focusdrop("stack", paths[0].parent, "-o", output, "--report", report)
+    assert run.returncode == 0, run.stderr
+    document = PSDImage.open(output)
+    assert document.depth == 16
+    assert document.image_resources.get_data(1039) == ADOBE_RGB  # the ICC profile of what LibRaw made
+    assert document.image_resources.get_data(1060) == XMP  # the reference frame's sidecar
+    x0, y0, x1, y1 = json.loads(report.read_text())["box"]
+    result = document.numpy()[..., :3].astype(np.float64)  # the composite, in [0, 1]
+    found = (result ** ADOBE_RGB_GAMMA) @ np.array([0.2974, 0.6273, 0.0753])  # Adobe RGB (1998) Y
+    true = (truth.image[y0:y1, x0:x1] ** 2.2) @ np.array([0.2126, 0.7152, 0.0722])  # linear sRGB Y
+    assert abs(found.mean() / true.mean() - 1) < 0.02  # no brightening, one white balance: measured 1.002
+    blurred = [cv2.GaussianBlur(y.astype(np.float32), (0, 0), 1.0) ** (1 / 2.2) for y in (found, true)]
+    assert 10 * np.log10(1 / np.mean((blurred[0] - blurred[1]) ** 2)) > 36  # measured 39.8 (demosaicing costs
+    # the finest texture: 28.3 dB unblurred)
+
+
+def test_raw_and_tiff_frames_do_not_mix(tmp_path, dng):
+    _, paths = dng
+    _, tiffs = write_bracket(BracketSpec(width=600, height=400, frames=2, seed=3), tmp_path)
+    run = focusdrop("stack", paths[0], paths[1], tiffs[0], "-o", tmp_path / "out.tif")
+    assert run.returncode == 2
+    assert run.stderr.startswith("focusdrop: error: IMG_0001.dng: is RAW, frame_01.tif is TIFF: a stack takes "
+                                 "raw frames or images, not both")
+
+
+def test_a_corrupt_dng_is_named(tmp_path, dng):
+    _, paths = dng
+    bad = tmp_path / "IMG_9.dng"
+    bad.write_bytes(paths[0].read_bytes()[:300])
+    run = focusdrop("stack", paths[0], bad, "-o", tmp_path / "out.tif")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert run.stderr.startswith("focusdrop: error: IMG_9.dng: raw")
