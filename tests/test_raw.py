@@ -11,6 +11,7 @@ from bridge.samples import write_bracket, write_dng_bracket
 from conftest import focusdrop
 from engine.icc import ADOBE_RGB, ADOBE_RGB_GAMMA
 from engine.synthetic import BracketSpec
+from hotfolder import files, wait_for, watching
 
 SPEC = BracketSpec(width=600, height=400, frames=5, seed=3)
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
@@ -59,3 +60,16 @@ def test_a_corrupt_dng_is_named(tmp_path, dng):
     run = focusdrop("stack", paths[0], bad, "-o", tmp_path / "out.tif")
     assert run.returncode == 2 and run.stderr.count("\n") == 1
     assert run.stderr.startswith("focusdrop: error: IMG_9.dng: raw")
+
+
+def test_the_hot_folder_stacks_loose_raw_frames_with_their_sidecars(tmp_path, dng):
+    _, paths = dng
+    inbox = tmp_path / "In"
+    inbox.mkdir()
+    for path in paths + [paths[0].with_name("IMG_0003.xmp")]:
+        (inbox / path.name).write_bytes(path.read_bytes())
+    with watching(tmp_path, "--format", "tif") as (_, log):
+        wait_for(lambda: files(inbox / "done") == ["IMG_0001"], 60, log)
+    assert files(tmp_path / "Out") == ["IMG_0001.tif"]
+    assert "IMG_0003.xmp" in files(inbox / "done" / "IMG_0001")
+    assert "frame arrived: IMG_0001.dng (600x400, 16-bit)" in log.read_text()
