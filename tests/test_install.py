@@ -150,6 +150,75 @@ def test_service_files_parse_and_run_focusdrop_watch(tmp_path):
     assert "watch" in task.find("t:Actions/t:Exec/t:Arguments", namespace).text
 
 
+def _run_lightroom_export(tmp_path: Path, plugin: Path, frames: list[Path], times: list[float]) -> dict:
+    """Run the installed plug-in's processRenderedPhotos in Lua 5.1, against tests/lightroom_sdk.lua, with
+    ``frames`` as the renditions (copies: the provider moves them); returns what it added and said."""
+    lua = lua51.LuaRuntime()
+    rendered = tmp_path / "rendered"
+    rendered.mkdir(exist_ok=True)
+    renders = []
+    for frame, when in zip(frames, times):
+        copy = rendered / frame.name
+        shutil.copy(frame, copy)
+        renders.append(lua.table_from({"path": str(copy), "time": when, "source": str(frame)}))
+    host = lua.table_from({"exists": lambda p: Path(p).exists(), "mkdirs": lambda p: Path(p).mkdir(parents=True),
+                            "move": lambda a, b: os.rename(a, b), "read": lambda p: Path(p).read_text("utf-8"),
+                            "sleep": lambda s: time.sleep(min(float(s), 0.5)), "now": time.time})
+    make_sdk = lua.execute(Path(__file__).with_name("lightroom_sdk.lua").read_text(encoding="utf-8"))
+    properties = lua.table_from({"focusdrop_method": "depthmap", "focusdrop_format": "psd",
+                                  "focusdrop_addToCatalog": True})
+    sdk_import, context, done = make_sdk(host, lua.table_from(dict(enumerate(renders, 1))), properties)
+    lua.globals()["import"] = sdk_import
+    lua.globals().package.path = str(plugin / "?.lua") + ";" + lua.globals().package.path
+    provider = lua.execute((plugin / "FocusDropExportServiceProvider.lua").read_text(encoding="utf-8"))
+    assert provider.allowFileFormats[1] == "TIFF"
+    provider.processRenderedPhotos(None, context)
+    return {"added": [dict(row) for row in done.added.values()], "messages": list(done.messages.values())}
+
+
+def test_the_lightroom_plugin_sends_a_job_and_adds_its_own_result(tmp_path):
+    """Export > FocusDrop, run in Lua against SDK stand-ins while a real service runs: the job folder
+    arrives whole, with frames in capture-time order, and the plug-in adds exactly its own result, even
+    when NAME.psd was already taken, stacked above the first frame."""
+    root = tmp_path / "Bague ü"
+    hot, out = root / "In", root / "Out"
+    hot.mkdir(parents=True)
+    out.mkdir()
+    (out / "frame_01.psd").write_bytes(b"an earlier result")
+    (tmp_path / "adobe").mkdir()
+    _install(tmp_path / "adobe", "--hot-folder", hot, "--out", out)
+    plugin = tmp_path / "adobe" / PLUGIN
+    info = lua51.LuaRuntime().execute((plugin / "Info.lua").read_text(encoding="utf-8"))
+    assert info.LrExportServiceProvider.file == "FocusDropExportServiceProvider.lua"
+    _, frames = write_bracket(BracketSpec(width=240, height=160, frames=3, seed=6), tmp_path / "card")
+    with watching(root) as (_, log):
+        result = _run_lightroom_export(tmp_path, plugin, frames[::-1], [30.0, 20.0, 10.0])
+    assert result["messages"] == []
+    assert result["added"] == [{"path": str(out / "frame_01-2.psd"), "source": str(frames[0]), "position": "above"}]
+    assert frame_layers(out / "frame_01-2.psd") == 3 and (out / "frame_01.psd").read_bytes() == b"an earlier result"
+    manifest = json.loads((hot / "done" / "frame_01" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["frames"] == ["frame_01.tif", "frame_02.tif", "frame_03.tif"]
+    assert manifest["source"] == [str(f) for f in frames] and manifest["job_id"].startswith("frame_01-")
+
+
+def test_the_lightroom_plugin_shows_a_failed_jobs_error(tmp_path):
+    hot = tmp_path / "In"
+    hot.mkdir()
+    (tmp_path / "adobe").mkdir()
+    _install(tmp_path / "adobe", "--hot-folder", hot, "--out", tmp_path / "Out")
+    one = tmp_path / "card" / "a.tif"
+    one.parent.mkdir()
+    tifffile.imwrite(one, np.zeros((30, 40, 3), np.uint16), photometric="rgb")
+    other = one.with_name("b.tif")
+    tifffile.imwrite(other, np.zeros((20, 40, 3), np.uint16), photometric="rgb")
+    with watching(tmp_path):
+        result = _run_lightroom_export(tmp_path, tmp_path / "adobe" / PLUGIN, [one, other], [1.0, 2.0])
+    assert result["added"] == []
+    [message] = result["messages"]
+    assert message.startswith("FocusDrop could not stack a: FocusDrop could not stack a.")
+    assert "b.tif: size 40x20 differs from a.tif (40x30)" in message
+
+
 def test_raw_files_libraw_cannot_read_are_refused_by_name(tmp_path):
     """Bridge sends originals, often raw: a raw file LibRaw cannot read is refused by name."""
     (tmp_path / "IMG_1.CR2").write_bytes(b"II*\0" + bytes(100))
