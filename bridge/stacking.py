@@ -18,6 +18,7 @@ from engine.masks import region_masks
 from engine.pipeline import StackOptions, StackResult, stack
 from engine.psd import LayeredDocument
 from engine.save import FLAT_SUFFIXES, to_integer, write_durably, write_image
+from engine.xmp import capture_properties, result_xmp
 
 log = logging.getLogger("focusdrop")
 
@@ -48,8 +49,8 @@ class LayerCollector:
             self.document = LayeredDocument(self.path, width, height, channels, frame.dtype, frame.icc)
         self.document.add_layer(frame.path.stem, to_integer(image, frame.dtype), mask_later=True)
 
-    def write(self, result: StackResult) -> Path:
-        """Finish the document: the blend, pyramid and depth layers, the frames' masks, the reference's XMP,
+    def write(self, result: StackResult, xmp: bytes) -> Path:
+        """Finish the document: the blend, pyramid and depth layers, the frames' masks, the XMP packet,
         the composite."""
         frames = result.alignment.frames
         dtype = frames[0].dtype
@@ -59,7 +60,7 @@ class LayerCollector:
             self.document.add_layer(PYRAMID_LAYER_NAME, result.pyramid, visible=False)
         depth = depth_image(result, dtype)
         self.document.add_layer(DEPTH_LAYER_NAME, np.repeat(depth, result.image.shape[2], axis=2), visible=False)
-        self.document.xmp = frames[result.alignment.reference].xmp
+        self.document.xmp = xmp
         written = self.document.write(result.image, region_masks(result.depth, len(frames), dtype))
         if written != self.path:
             log.warning("the document is over PSD's 2 GB or 30,000 px limit: wrote %s as PSB (large document "
@@ -103,6 +104,13 @@ def depth_image(result: StackResult, dtype: np.dtype = np.uint8) -> np.ndarray:
     last = max(len(result.alignment.frames) - 1, 1)
     full = np.iinfo(dtype).max
     return np.round(result.depth.astype(np.float32) * (full / last)).astype(dtype)[..., None]
+
+
+def provenance(result: StackResult, options: StackOptions) -> dict[str, str | list[str]]:
+    """FocusDrop's XMP properties for a result: how many frames, which files (in focus order), the method."""
+    frames = result.alignment.frames
+    return {"focusdrop:Frames": str(len(frames)), "focusdrop:Method": options.method,
+            "focusdrop:Sources": [info.path.name for info in frames]}
 
 
 def peak_memory_mb() -> float:
@@ -159,13 +167,14 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
             layers.document.close()
         raise
     reference = result.alignment.frames[result.alignment.reference]
+    xmp = result_xmp(reference.xmp, capture_properties(reference.path) | provenance(result, options))
     written = []
     with result.timings("write"):
         for output in outputs:
             if output.suffix.lower() in LAYERED_SUFFIXES:
-                written.append(layers.write(result))
+                written.append(layers.write(result, xmp))
             else:
-                write_image(output, result.image, reference.icc)
+                write_image(output, result.image, reference.icc, xmp)
                 written.append(output)
         if depthmap is not None:
             write_image(depthmap, depth_image(result))

@@ -71,8 +71,9 @@ def to_integer(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return scaled.astype(dtype)
 
 
-def write_image(path: Path, pixels: np.ndarray, icc: bytes | None = None) -> None:
-    """Write (H, W, C) uint8/uint16 pixels, C = 1 or 3, in the format the suffix names, atomically."""
+def write_image(path: Path, pixels: np.ndarray, icc: bytes | None = None, xmp: bytes | None = None) -> None:
+    """Write (H, W, C) uint8/uint16 pixels, C = 1 or 3, in the format the suffix names, atomically; the
+    ICC profile in every format, the XMP packet in TIFF."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FLAT_SUFFIXES:
@@ -84,7 +85,8 @@ def write_image(path: Path, pixels: np.ndarray, icc: bytes | None = None) -> Non
         if suffix in (".tif", ".tiff"):
             tifffile.imwrite(temporary, image, photometric="minisblack" if image.ndim == 2 else "rgb",
                              compression="zlib", compressionargs={"level": 3}, predictor=True,
-                             iccprofile=icc, metadata=None)
+                             iccprofile=icc, metadata=None,
+                             extratags=[(700, "B", len(xmp), xmp, True)] if xmp else None)
         elif suffix == ".png":
             _write_png(temporary, image, icc)
         else:
