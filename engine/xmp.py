@@ -81,8 +81,11 @@ def _format(value: object, kind: str) -> str | list[str]:
 def result_xmp(base: bytes | None, properties: dict[str, str | list[str]]) -> bytes:
     """``base`` (an XMP packet, or None) with ``properties`` added where it has none of that name: text
     as attributes of its first rdf:Description, lists as rdf:Seq. Returns a UTF-8 packet with its xpacket
-    wrapper. A ``base`` that is not XML is replaced (its contents could not be kept anyway)."""
-    root = _parse(base)
+    wrapper; a ``base`` that does not parse as XML comes back unchanged (kept, rather than replaced)."""
+    try:
+        root = _parse(base)
+    except ElementTree.ParseError:
+        return base
     rdf = root if root.tag == RDF + "RDF" else root.find(RDF + "RDF")
     if rdf is None:
         rdf = ElementTree.SubElement(root, RDF + "RDF")
@@ -106,11 +109,9 @@ def result_xmp(base: bytes | None, properties: dict[str, str | list[str]]) -> by
 
 
 def _parse(base: bytes | None) -> ElementTree.Element:
+    """``base`` parsed, or an empty x:xmpmeta/rdf:RDF where there is none. Raises ElementTree.ParseError."""
     if base:
-        try:
-            return ElementTree.fromstring(base.strip(b"\0 \n"))
-        except ElementTree.ParseError:
-            pass
+        return ElementTree.fromstring(base.strip(b"\0 \n"))
     root = ElementTree.Element("{%s}xmpmeta" % NAMESPACES["x"])
     ElementTree.SubElement(root, RDF + "RDF")
     return root

@@ -125,6 +125,7 @@ def test_8_bit_psd_with_unicode_names_xmp_and_a_pyramid_layer(tmp_path, bracket8
     assert [layer.name for layer in psd] == stems + [BLEND_LAYER_NAME, PYRAMID_LAYER_NAME, DEPTH_LAYER_NAME]
     reference = json.loads((tmp_path / "r.json").read_text())["reference"]
     assert reference == stems[2] + ".tif"
+    # the reference frame's packet, kept as it is: it does not parse (rdf: is not declared), so nothing is added
     assert psd.image_resources.get_data(1060) == XMP.replace(b"<rdf:RDF/>", b"<rdf:RDF>2</rdf:RDF>")
 
 
