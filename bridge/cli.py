@@ -155,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bits", type=int, choices=(8, 16), default=16)
     p.add_argument("--method", choices=METHODS, default="depthmap")
     p.add_argument("--format", choices=("tif", "psd"), default="tif", help="result format (default tif)")
+    p.add_argument("--raw", action="store_true", help="a DNG bracket (Bayer, 14-bit): reports the decoding time")
     p.add_argument("--dir", help="keep the bracket here (default: a temporary folder, removed after)")
     p.set_defaults(run=bench.run)
     return parser
