@@ -114,19 +114,20 @@ def probe_frame(path: Path | str) -> FrameInfo:
     under the pixel cap (MAX_MEGAPIXELS; environment FOCUSDROP_MAX_MEGAPIXELS). Raises FrameError."""
     if Path(path).suffix.lower() in RAW_SUFFIXES:  # many are TIFF inside: told by the extension, not the bytes
         from engine.raw import probe_raw
-        info = probe_raw(Path(path))
+        info, data_end = probe_raw(Path(path)), None
     else:
-        info = _probe(Path(path))
+        info, data_end = _probe(Path(path))
     if info.pixels > MAX_MEGAPIXELS * 1e6:
         raise FrameError(path, f"{info.shape[1]}x{info.shape[0]} is {info.pixels / 1e6:.0f} MP, over the "
                                f"{MAX_MEGAPIXELS:g} MP cap (set FOCUSDROP_MAX_MEGAPIXELS to raise it)")
-    missing = "" if info.kind == "raw" else _incomplete(info)  # LibRaw has read a raw file whole already
+    missing = "" if info.kind == "raw" else _incomplete(info, data_end)  # LibRaw has read a raw file whole
     if missing:
         raise IncompleteFrame(path, f"incomplete file: {missing} (still being written, or cut short)")
     return info
 
 
-def _probe(path: Path) -> FrameInfo:
+def _probe(path: Path) -> tuple[FrameInfo, int | None]:
+    """The header, and for a TIFF the byte where its last strip or tile ends (None for other kinds)."""
     kind = _kind(path)
     try:
         if kind == "tiff":
@@ -138,8 +139,9 @@ def _probe(path: Path) -> FrameInfo:
                                       (*page.shape[1:], page.shape[0]), page.dtype)
                 icc = page.tags.get(34675)
                 xmp = page.tags.get(700)
+                end = max((o + n for o, n in zip(page.dataoffsets, page.databytecounts)), default=0)
                 return FrameInfo(path, shape, np.dtype(page.dtype), icc.value if icc else None,
-                                 bytes(xmp.value) if xmp else None, kind)
+                                 bytes(xmp.value) if xmp else None, kind), end
         with Image.open(path) as im:
             bits16 = im.mode in ("I;16", "I;16B", "I") or (kind == "png" and _png_bit_depth(path) == 16)
             channels = 1 if im.mode in ("L", "I;16", "I;16B", "I", "LA") else 3
@@ -151,7 +153,7 @@ def _probe(path: Path) -> FrameInfo:
             xmp = im.info.get("xmp")
             return FrameInfo(path, (height, width, channels), np.dtype(np.uint16 if bits16 else np.uint8),
                              im.info.get("icc_profile"), xmp.encode() if isinstance(xmp, str) else xmp,
-                             kind)
+                             kind), None
     except FrameError:
         raise
     except Exception as e:  # every reader has its own exceptions for a damaged header
@@ -161,18 +163,13 @@ def _probe(path: Path) -> FrameInfo:
 PNG_END = b"\0\0\0\0IEND\xaeB`\x82"
 
 
-def _incomplete(info: FrameInfo) -> str:
-    """What is missing from the end of a frame's file, or "" if it is whole."""
+def _incomplete(info: FrameInfo, data_end: int | None) -> str:
+    """What is missing from the end of a frame's file, or "" if it is whole. data_end: for a TIFF, where
+    its header says the last strip or tile ends."""
     path = info.path
     size = path.stat().st_size
     if info.kind == "tiff":
-        try:
-            with tifffile.TiffFile(path) as tif:
-                page = tif.pages[0]
-                end = max((o + n for o, n in zip(page.dataoffsets, page.databytecounts)), default=0)
-        except Exception as e:
-            raise FrameError(path, f"damaged or unreadable TIFF header ({short_reason(e)})") from None
-        return f"its image data runs to byte {end}, the file has {size}" if end > size else ""
+        return f"its image data runs to byte {data_end}, the file has {size}" if data_end > size else ""
     with open(path, "rb") as f:
         f.seek(max(0, size - 4096))
         tail = f.read()

@@ -17,24 +17,16 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import rawpy
 import tifffile
 
 from engine.frames import FrameError, FrameInfo, short_reason
 from engine.icc import ADOBE_RGB, ADOBE_RGB_GAMMA
 
 
-def _rawpy():
-    try:
-        import rawpy
-    except ImportError:  # the package's dependency; missing only in a broken install
-        raise FrameError(Path("rawpy"), "is not installed: pip install rawpy to read raw frames") from None
-    return rawpy
-
-
 def probe_raw(path: Path) -> FrameInfo:
     """A raw frame's size after demosaicing and orientation, as 16-bit RGB, with the camera in ``camera``
     and its as-shot white balance in ``white_balance``. Raises FrameError."""
-    rawpy = _rawpy()
     try:
         with rawpy.imread(str(path)) as raw:
             sizes = raw.sizes
@@ -50,7 +42,6 @@ def probe_raw(path: Path) -> FrameInfo:
 
 def read_raw(info: FrameInfo) -> np.ndarray:
     """Decode a probed raw frame with the stack's settings. Returns (H, W, 3) uint16 Adobe RGB."""
-    rawpy = _rawpy()
     try:
         with rawpy.imread(str(info.path)) as raw:
             return raw.postprocess(user_wb=list(info.white_balance), use_camera_wb=False, no_auto_bright=True,

@@ -39,8 +39,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
 
 def sync_file(path: Path) -> None:
-    """Wait until ``path``'s data is on the disk."""
-    fd = os.open(path, os.O_RDONLY)
+    """Wait until ``path``'s data is on the disk. (Opened for writing: Windows syncs only such handles.)"""
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_BINARY", 0))
     try:
         os.fsync(fd)
     finally:
@@ -48,11 +48,16 @@ def sync_file(path: Path) -> None:
 
 
 def sync_folder(folder: Path) -> None:
-    """Wait until ``folder``'s entries (files created, renamed into or out of it) are on the disk."""
-    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    """Wait until ``folder``'s entries (files created, renamed into or out of it) are on the disk. Where a
+    folder cannot be opened or synced (Windows, whose NTFS journals renames itself; SMB shares), the files'
+    own data is synced already, and this does nothing."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return
     try:
         os.fsync(fd)
-    except OSError:  # some file systems (SMB shares) cannot sync a folder; the data is synced already
+    except OSError:
         pass
     finally:
         os.close(fd)
