@@ -11,19 +11,23 @@ is two-step:
    values, a blurred edge's local mean shifts and ECC drifts by about 0.1 px per frame (as shared/notes
    saw). Measured on the synthetic brackets: SIFT alone 0.1-0.3 px at the corners (worth ~1.2 dB on
    fine texture), ECC on encoded values 0.07-0.18 px per pair, ECC in linear light 0.02-0.05 px.
-   If ECC does not converge or moves a keypoint more than 3 px (the RANSAC tolerance) from step 1, step
-   1's estimate stands. ECC's template is the blurrier of the two frames (the one with fewer keypoints),
-   the sharper one is warped onto it: the other way round, ECC settled 0.9 px off on a pair of frames
-   blurred by 20 px (0.17 px this way), while keypoints were within 0.4 px. Judged at the keypoints, not
-   the image corners: on thin strands over a plain background the detail clusters in the middle, SIFT's
-   rotation is off enough to move the corners 1-2 px between heavily blurred frames while ECC is within
-   0.04-0.3 px; the former test (ECC may not move a corner more than 1 px) kept SIFT's estimate there, and
-   the chain drifted 6 px over four frames (0.8 px now; other brackets unchanged).
-When step 1 fails (a frame blurred past recognition has few keypoints, and few that match), ECC alone,
-for a shift only, decides: a blurred frame still correlates with its neighbour (0.95-0.99 measured on the
-shared circuit-board bracket blurred by 25-40 px), a frame of another scene does not (0.01-0.2). A shift
-only, because blur leaves too little to pin down scale and rotation: a full affine ECC strayed by 16 px
-on a frame blurred by 30 px, where the change of magnification between neighbours is about 0.2 %.
+   ECC's template is the blurrier of the two frames (the one with fewer keypoints), the sharper one is
+   warped onto it: the other way round, ECC settled 0.9 px off on a pair of frames blurred by 20 px
+   (0.17 px this way), while keypoints were within 0.4 px.
+   Keypoints can mislead: on the shared microscope bracket (soft frames, fixed line artefacts of the
+   camera) SIFT's similarity was 2-5 px off, and ECC from there settled beside it; registered two ways,
+   frames landed 5-11 px apart. So a first ECC pass at 256 px (as focus-stack starts its own) checks the
+   start: where it moves a keypoint by more than the RANSAC tolerance, ECC is run from there too, and the
+   estimate that correlates best (the keypoints', ECC's from them, ECC's from the coarse pass) wins. On
+   that bracket every loop then closes within 2 px (median 0.7 px); on the synthetic brackets nothing
+   changes, as the coarse pass agrees with the keypoints.
+When step 1 fails (a frame blurred past recognition has few keypoints, and few that match), ECC alone
+decides, coarse to fine from no motion, for a shift and for an affine transform, whichever correlates
+better: a blurred frame still correlates with its neighbour (0.95-0.99 measured on the shared
+circuit-board bracket blurred by 25-40 px), a frame of another scene does not (0.01-0.2). The affine fit
+is needed where magnification changes (1-3 % across the microscope bracket's blurred frames, where a
+shift alone left loops 4-6 px open); on a frame blurred by 30 px it lands 4 px from the truth at the
+corners (a shift alone: 1-2 px), nothing beside such a blur.
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ from engine.exposure import GAMMA
 
 FEATURE_SIDE = 640       # long side, px, of the image keypoints are found on (SIFT doubles it)
 REFINE_SIDE = 1024       # long side, px, of the image ECC refines on
+COARSE_SIDE = 256        # long side, px, of ECC's first pass for frames without matching keypoints
 MAX_KEYPOINTS = 2000
 CONTRAST_THRESHOLDS = (0.03, 0.01)  # SIFT's; the lower where the first finds under a quarter of MAX_KEYPOINTS:
 # on the shared microscope bracket, 10 of 14 frames then match another (5 at 0.03 alone)
@@ -45,7 +50,6 @@ RATIO = 0.8              # Lowe's ratio test
 MAX_SCALE_CHANGE = 0.2   # between neighbours; breathing is a few percent over a whole bracket
 MAX_ANGLE = 10.0         # degrees, between neighbours
 MAX_SHIFT = 0.2          # fraction of the long side, between neighbours
-MAX_REFINEMENT = 3.0     # px at full resolution: ECC moving a keypoint further than this has diverged
 MIN_CORRELATION = 0.8    # ECC's correlation coefficient that accepts a pair without matching keypoints
 
 
@@ -117,6 +121,12 @@ def register_pair(moving: FrameKey, fixed: FrameKey, ecc_scale: float = 1.0) -> 
     return _refine_ecc(moving, fixed, coarse, ecc_scale), count
 
 
+def ransac_tolerance(size: tuple[int, int]) -> float:
+    """How far, px at full resolution, a keypoint match may lie from the model and still support it:
+    1.5 px of the image keypoints are found on."""
+    return max(1.0, 1.5 * max(size) / FEATURE_SIDE)
+
+
 def featureless(key: FrameKey) -> bool:
     """Too few keypoints to register: a frame blurred past recognition (or blank). It carries no detail."""
     return len(key.points) < MIN_INLIERS
@@ -142,9 +152,8 @@ def match_features(moving: FrameKey, fixed: FrameKey, strongest: int | None = No
     src, dst = src[near], dst[near]
     if len(src) < MIN_INLIERS:
         raise AlignmentError(f"only {len(src)} matching features")
-    threshold = 1.5 * max(moving.size) / FEATURE_SIDE
     affine, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
-                                                  ransacReprojThreshold=max(1.0, threshold),
+                                                  ransacReprojThreshold=ransac_tolerance(moving.size),
                                                   maxIters=5000, confidence=0.999, refineIters=20)
     count = int(inliers.sum()) if inliers is not None else 0
     if affine is None or count < MIN_INLIERS:
@@ -155,36 +164,76 @@ def match_features(moving: FrameKey, fixed: FrameKey, strongest: int | None = No
 
 
 def ecc_alone(moving: FrameKey, fixed: FrameKey, why: AlignmentError) -> np.ndarray:
-    """ECC for a shift from no motion, for pairs without matching keypoints; accepted if they correlate."""
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
-    try:
-        correlation, warp = cv2.findTransformECC(fixed.grey, moving.grey, np.eye(2, 3, dtype=np.float32),
-                                                 cv2.MOTION_TRANSLATION, criteria, None, 5)
-    except cv2.error:
-        correlation = 0.0
+    """ECC from no motion, coarse to fine, for pairs without matching keypoints: for a shift and for an
+    affine transform, whichever correlates better. Accepted if the frames correlate and the motion is
+    plausible."""
+    fits = []
+    for motion in (cv2.MOTION_TRANSLATION, cv2.MOTION_AFFINE):
+        matrix, correlation = np.eye(3), 0.0
+        try:
+            for side, iterations in ((COARSE_SIDE, 25), (None, 50)):
+                scale = 1.0 if side is None else side / max(fixed.grey.shape)
+                correlation, matrix = _ecc(moving, fixed, matrix, scale, iterations, motion)
+        except cv2.error:
+            correlation = 0.0
+        fits.append((correlation, matrix))
+    correlation, matrix = max(fits, key=lambda fit: fit[0])
     if correlation < MIN_CORRELATION:
         raise AlignmentError(f"{why}, and the images do not correlate") from None
-    to_fine = geometry.resize_matrix(moving.factor)
-    matrix = np.linalg.inv(np.linalg.inv(to_fine) @ np.vstack([warp, [0.0, 0.0, 1.0]]) @ to_fine)
     shift = np.abs(geometry.apply(matrix, geometry.corners(*moving.size)) - geometry.corners(*moving.size)).max()
     if shift > MAX_SHIFT * max(moving.size):
         raise AlignmentError(f"{why}, and ECC found an implausible shift of {shift:.0f} px")
+    try:
+        _check_motion(matrix)
+    except AlignmentError as e:
+        raise AlignmentError(f"{why}, and ECC found an {e}") from None
     return matrix
 
 
-def _refine_ecc(moving: FrameKey, fixed: FrameKey, coarse: np.ndarray, scale: float = 1.0) -> np.ndarray:
-    """ECC refinement of a moving -> fixed matrix, on the grey images resized by ``scale``; returns
-    ``coarse`` when ECC fails or diverges."""
+def _ecc(moving: FrameKey, fixed: FrameKey, start: np.ndarray, scale: float, iterations: int = 50,
+         motion: int = cv2.MOTION_AFFINE) -> tuple[float, np.ndarray]:
+    """One affine ECC run on the keys' grey images resized by ``scale``, from ``start`` (3, 3), moving's
+    full-resolution pixels -> fixed's. Returns the correlation coefficient and the matrix. Raises cv2.error
+    when ECC does not converge."""
     greys = [key.grey if scale == 1.0 else cv2.resize(key.grey, None, fx=scale, fy=scale,
                                                       interpolation=cv2.INTER_AREA) for key in (fixed, moving)]
     to_fine = geometry.resize_matrix(moving.factor * scale)
-    fixed_to_moving = to_fine @ np.linalg.inv(coarse) @ np.linalg.inv(to_fine)
-    warp = fixed_to_moving[:2].astype(np.float32)
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 50, 1e-6)
+    fixed_to_moving = to_fine @ np.linalg.inv(start) @ np.linalg.inv(to_fine)
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-6)
+    correlation, warp = cv2.findTransformECC(greys[0], greys[1], fixed_to_moving[:2].astype(np.float32),
+                                             motion, criteria, None, 3)
+    return correlation, np.linalg.inv(np.linalg.inv(to_fine) @ np.vstack([warp, [0.0, 0.0, 1.0]]) @ to_fine)
+
+
+def _refine_ecc(moving: FrameKey, fixed: FrameKey, coarse: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """ECC refinement of a moving -> fixed matrix on the grey images resized by ``scale``, from ``coarse``;
+    and, if a first ECC pass at a quarter of the size lands elsewhere (a keypoint moved by more than the
+    RANSAC tolerance: the keypoints misled), from there too. Returns whichever of the refinements, and
+    ``coarse`` itself, correlates best."""
+    starts = [coarse]
     try:
-        _, warp = cv2.findTransformECC(greys[0], greys[1], warp, cv2.MOTION_AFFINE, criteria, None, 3)
+        _, rough = _ecc(moving, fixed, coarse, COARSE_SIDE / max(fixed.grey.shape), 25)
+        if np.abs(geometry.apply(rough, moving.points) - geometry.apply(coarse, moving.points)).max() > \
+                ransac_tolerance(moving.size):
+            starts.append(rough)
     except cv2.error:
-        return coarse
-    refined = np.linalg.inv(np.linalg.inv(to_fine) @ np.vstack([warp, [0.0, 0.0, 1.0]]) @ to_fine)
-    moved = np.abs(geometry.apply(refined, moving.points) - geometry.apply(coarse, moving.points)).max()
-    return refined if moved <= MAX_REFINEMENT else coarse
+        pass
+    best, best_correlation = coarse, _correlation(moving, fixed, coarse, scale)
+    for start in starts:
+        try:
+            correlation, refined = _ecc(moving, fixed, start, scale)
+        except cv2.error:
+            continue
+        if correlation > best_correlation:
+            best, best_correlation = refined, correlation
+    return best
+
+
+def _correlation(moving: FrameKey, fixed: FrameKey, matrix: np.ndarray, scale: float) -> float:
+    """ECC's correlation coefficient of ``moving`` warped by ``matrix`` onto ``fixed``, at ``scale``."""
+    greys = [key.grey if scale == 1.0 else cv2.resize(key.grey, None, fx=scale, fy=scale,
+                                                      interpolation=cv2.INTER_AREA) for key in (fixed, moving)]
+    to_fine = geometry.resize_matrix(moving.factor * scale)
+    warp = (to_fine @ matrix @ np.linalg.inv(to_fine))[:2]
+    height, width = greys[0].shape
+    return float(cv2.computeECC(greys[0], cv2.warpAffine(greys[1], warp, (width, height), flags=cv2.INTER_LINEAR)))

@@ -179,8 +179,7 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
         attached = _attach_unlinked(infos, keys, linked, options)  # {frame: (frame it registers to, matrix)}
         order = _focus_order(infos, strength, linked, attached, options)
         reference = _reference_frame(infos, order, options.reference)
-        to_ref, matches, residuals = _chain(keys, early, strength, [k for k in order if k in linked], attached,
-                                            reference)
+        to_ref, matches, residuals = _chain(keys, early, strength, order, attached, reference)
     order = _check_loops(infos, order, reference, residuals, options)
     skipped = [infos[k] for k in range(len(infos)) if k not in order]
     del keys
@@ -202,16 +201,19 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
     return alignment
 
 
-def _chain(keys: list[FrameKey], early: dict[tuple[int, int], Future], strength: np.ndarray, chain: list[int],
+def _chain(keys: list[FrameKey], early: dict[tuple[int, int], Future], strength: np.ndarray, order: list[int],
            attached: dict[int, tuple[int, np.ndarray]], reference: int) -> tuple[dict, dict, dict]:
-    """Register the linked frames (``chain``, in focus order) along engine.order.registration_tree, add the
-    frames registered by correlation, and close loops over frames two apart. Returns, per frame: its
-    (3, 3) transform to the reference, its keypoint matches, its loop residual (px; frames on a loop)."""
+    """Register the linked frames (those of ``order``, the focus order, not in ``attached``) along
+    engine.order.registration_tree, add the frames registered by correlation, and close loops over every
+    pair two apart in ``order`` not registered already. Returns, per frame: its (3, 3) transform to the
+    reference, its keypoint matches, its loop residual (px; frames on a loop that registered)."""
+    chain = [k for k in order if k not in attached]
     root = reference if reference in chain else attached[reference][0]
     tree = registration_tree(strength, chain, root)
-    loops = [(a, c) for a, c in zip(chain, chain[2:]) if strength[a, c] > 0]
-    jobs = [(pair, 1.0) for pair in tree] + [(pair, LOOP_ECC_SCALE) for pair in loops]
-    registered = dict(zip(tree + loops, ordered_map(partial(_registered, keys, early), jobs)))
+    registered = dict(zip(tree, ordered_map(partial(_registered, keys, early), [(pair, 1.0) for pair in tree])))
+    edges = set(tree) | {(child, parent) for child, (parent, _) in attached.items()}
+    loops = [(a, c) for a, c in zip(order, order[2:]) if (a, c) not in edges and (c, a) not in edges]
+    direct = dict(zip(loops, ordered_map(partial(_loop_registered, keys, early), loops)))
     to_root, matches = {root: np.eye(3)}, {root: 0}
     for child, parent in tree:
         step, matches[child] = registered[child, parent]
@@ -220,8 +222,17 @@ def _chain(keys: list[FrameKey], early: dict[tuple[int, int], Future], strength:
         to_root[child], matches[child] = to_root[parent] @ step, 0
     rebase = np.linalg.inv(to_root[reference])
     to_ref = {k: rebase @ matrix for k, matrix in to_root.items()}
-    width, height = keys[0].size
-    return to_ref, matches, loop_residuals(to_ref, {pair: registered[pair][0] for pair in loops}, (width, height))
+    closed = {pair: matrix for pair, matrix in direct.items() if matrix is not None}
+    return to_ref, matches, loop_residuals(to_ref, closed, keys[0].size)
+
+
+def _loop_registered(keys: list[FrameKey], early: dict[tuple[int, int], Future], pair: tuple[int, int]
+                     ) -> np.ndarray | None:
+    """The loop check's registration of a pair two apart (at LOOP_ECC_SCALE), or None if it fails."""
+    try:
+        return _registered(keys, early, (pair, LOOP_ECC_SCALE))[0]
+    except AlignmentError:
+        return None
 
 
 def _registered(keys: list[FrameKey], early: dict[tuple[int, int], Future],
