@@ -37,10 +37,13 @@ def write_bracket(spec: BracketSpec, folder: Path, stem: str = "frame", compress
     return truth, paths
 
 
-def write_dng_bracket(spec: BracketSpec, folder: Path, stem: str = "IMG") -> tuple[Truth, list[Path]]:
+def write_dng_bracket(spec: BracketSpec, folder: Path, stem: str = "IMG", portrait: bool = False
+                      ) -> tuple[Truth, list[Path]]:
     """Render ``spec`` and write it as raw DNG frames ``folder/{stem}_{k:04d}.dng``: the frames' linear
     light mosaicked RGGB (Bayer) at 14 bits, for a "camera" whose colour is linear sRGB (its ColorMatrix1
-    maps XYZ, D65, to linear sRGB), with the tags LibRaw needs. Returns the truth and the paths."""
+    maps XYZ, D65, to linear sRGB), with the tags LibRaw needs. ``portrait``: the sensor's rows hold the
+    frame turned a quarter left, with EXIF orientation 6 (turn right to view), as a camera held upright
+    writes it. Returns the truth (as viewed) and the paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     truth, frames = render_bracket(spec)
@@ -49,10 +52,13 @@ def write_dng_bracket(spec: BracketSpec, folder: Path, stem: str = "IMG") -> tup
             (50708, "s", 0, "FocusDrop synthetic camera", True), (271, "s", 0, "FocusDrop", True),
             (272, "s", 0, "Synthetic", True), (33421, "H", 2, (2, 2), True), (33422, "B", 4, (0, 1, 1, 2), True),
             (50717, "I", 1, (RAW_WHITE,), True), (50714, "I", 1, (0,), True), (50721, "2i", 9, to_rational, True),
-            (50778, "H", 1, (21,), True), (50728, "2I", 3, (1, 1, 1, 1, 1, 1), True)]
+            (50778, "H", 1, (21,), True), (50728, "2I", 3, (1, 1, 1, 1, 1, 1), True),
+            (274, "H", 1, (6 if portrait else 1,), True)]
     paths = []
     for k, frame in enumerate(frames):
         linear = (frame.astype(np.float32) / np.iinfo(frame.dtype).max) ** GAMMA
+        if portrait:
+            linear = np.rot90(linear)
         mosaic = np.empty(linear.shape[:2], np.float32)
         for dy, dx, channel in ((0, 0, 0), (0, 1, 1), (1, 0, 1), (1, 1, 2)):  # R G / G B
             mosaic[dy::2, dx::2] = linear[dy::2, dx::2, channel]

@@ -5,6 +5,8 @@ import json
 import cv2
 import numpy as np
 import pytest
+import tifffile
+from PIL import Image
 from psd_tools import PSDImage
 
 from bridge.samples import write_bracket, write_dng_bracket
@@ -44,6 +46,32 @@ def test_a_dng_bracket_stacks_into_adobe_rgb_and_matches_the_truth(tmp_path, dng
     blurred = [cv2.GaussianBlur(y.astype(np.float32), (0, 0), 1.0) ** (1 / 2.2) for y in (found, true)]
     assert 10 * np.log10(1 / np.mean((blurred[0] - blurred[1]) ** 2)) > 36  # measured 39.8 (demosaicing costs
     # the finest texture: 28.3 dB unblurred)
+
+
+@pytest.mark.parametrize("kind", ["dng", "jpeg"])
+def test_frames_a_camera_turned_come_out_upright(tmp_path, kind):
+    """Frames stored a quarter turn left with EXIF orientation 6, as a camera held upright writes them: the
+    result is the scene as viewed, not on its side (the wrong turn, or none, would not correlate)."""
+    spec = BracketSpec(width=600, height=400, frames=3, bit_depth=8, seed=3)
+    if kind == "dng":
+        truth, paths = write_dng_bracket(spec, tmp_path / "in", portrait=True)
+    else:
+        truth, tiffs = write_bracket(spec, tmp_path / "tif")
+        (tmp_path / "in").mkdir()
+        for path in tiffs:
+            exif = Image.Exif()
+            exif[0x0112] = 6
+            Image.fromarray(np.rot90(tifffile.imread(path))).save(tmp_path / "in" / f"{path.stem}.jpg",
+                                                                 quality=95, exif=exif)
+    output, report = tmp_path / "out.tif", tmp_path / "report.json"
+    run = focusdrop("stack", tmp_path / "in", "-o", output, "--report", report)
+    assert run.returncode == 0, run.stderr
+    x0, y0, x1, y1 = json.loads(report.read_text())["box"]
+    result = tifffile.imread(output).astype(np.float32)
+    true = truth.image[y0:y1, x0:x1].astype(np.float32)
+    assert result.shape == true.shape  # 3 channels, landscape as viewed
+    luma = [cv2.cvtColor(image / image.max(), cv2.COLOR_RGB2GRAY).ravel() for image in (result, true)]
+    assert np.corrcoef(*luma)[0, 1] > 0.9
 
 
 def test_raw_and_tiff_frames_do_not_mix(tmp_path, dng):
