@@ -54,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
         wall = time.perf_counter() - started
         run = json.loads(report.read_text())
         x0, y0, x1, y1 = run["box"]
-        if args.raw:  # Adobe RGB out, sRGB truth: no PSNR; the decoding time instead (two decodes a frame)
-            quality = f"decode {run['seconds']['read'] / (2 * spec.frames):.2f} s per frame"
+        if args.raw:  # Adobe RGB out, sRGB truth: no PSNR; the decoding time instead (a preview and a full decode)
+            quality = f"decoding {run['seconds']['read'] / spec.frames:.2f} s per frame (preview and full)"
         else:
             fused = tifffile.imread(result) if args.format == "tif" else PSDImage.open(result).numpy()
             score = psnr(to_unit(fused) if fused.dtype != np.float32 else fused, truth.image[y0:y1, x0:x1])

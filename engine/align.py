@@ -81,8 +81,11 @@ def _reduce(grey: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(grey, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA), factor
 
 
-def frame_key(grey: np.ndarray) -> FrameKey:
-    """Keypoints and ECC image of one frame. grey: (H, W) float32 in [0, 1], full resolution."""
+def frame_key(grey: np.ndarray, full_size: tuple[int, int] | None = None) -> FrameKey:
+    """Keypoints and ECC image of one frame. grey: (H, W) float32 in [0, 1], full resolution or, if
+    ``full_size`` (width, height) says otherwise, the frame reduced as cv2.resize's INTER_AREA would (a
+    raw preview: each 2x2 block of the sensor one pixel). Positions in the key are full-resolution pixels."""
+    scale = 1.0 if full_size is None else grey.shape[1] / full_size[0]
     fine, fine_factor = _reduce(grey, REFINE_SIDE)
     small, factor = _reduce(fine, FEATURE_SIDE)
     factor *= fine_factor
@@ -99,9 +102,9 @@ def frame_key(grey: np.ndarray) -> FrameKey:
         strongest = np.argsort([-kp.response for kp in keypoints], kind="stable")
         keypoints, descriptors = [keypoints[k] for k in strongest], descriptors[strongest]
         small_points = np.array([kp.pt for kp in keypoints], dtype=np.float64)
-        points = geometry.apply(np.linalg.inv(geometry.resize_matrix(factor)), small_points)
-    size = (grey.shape[1], grey.shape[0])
-    return FrameKey(points.astype(np.float32), descriptors, fine ** GAMMA, fine_factor, size)
+        points = geometry.apply(np.linalg.inv(geometry.resize_matrix(factor * scale)), small_points)
+    size = full_size or (grey.shape[1], grey.shape[0])
+    return FrameKey(points.astype(np.float32), descriptors, fine ** GAMMA, fine_factor * scale, size)
 
 
 def register_pair(moving: FrameKey, fixed: FrameKey, ecc_scale: float = 1.0) -> tuple[np.ndarray, int]:

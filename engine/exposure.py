@@ -22,18 +22,24 @@ def thumbnail_factor(width: int, height: int) -> float:
     return min(1.0, THUMB_SIDE / max(width, height))
 
 
-def thumbnail(pixels: np.ndarray, factor: float) -> np.ndarray:
+def thumbnail_size(width: int, height: int, factor: float) -> tuple[int, int]:
+    """(w, h) of the thumbnail of a width x height frame."""
+    return max(1, round(width * factor)), max(1, round(height * factor))
+
+
+def thumbnail(pixels: np.ndarray, factor: float, size: tuple[int, int] | None = None) -> np.ndarray:
     """(H, W, C) uint8/uint16 -> (h, w, C) float32 thumbnail in [0, 1], encoded values, area-averaged in
     linear light. Averaged in encoded values, sharp texture reads darker than the same texture blurred
     (the mean of a concave curve is below the curve of the mean): 2 % in linear light on the sphere bracket,
     enough to bias the gains and shading measured on thumbnails against the sharpest frames. Every second
     pixel each way is enough (the mean of a subsample is unbiased) where the thumbnail is at most half size;
-    it makes the lookup four times cheaper."""
+    it makes the lookup four times cheaper. size: (w, h) of the thumbnail, if not ``factor`` times the
+    image's."""
     full_scale = np.iinfo(pixels.dtype).max
     to_linear = ((np.arange(full_scale + 1, dtype=np.float32) / full_scale) ** GAMMA).astype(np.float32)
     step = 2 if factor <= 0.5 else 1
     sampled = pixels[::step, ::step]
-    size = (max(1, round(pixels.shape[1] * factor)), max(1, round(pixels.shape[0] * factor)))
+    size = size or thumbnail_size(pixels.shape[1], pixels.shape[0], factor)
     small = cv2.resize(to_linear[sampled], size, interpolation=cv2.INTER_AREA)
     return small.reshape(*small.shape[:2], pixels.shape[2]) ** np.float32(1.0 / GAMMA)
 

@@ -189,15 +189,17 @@ def short_reason(error: Exception) -> str:
     return text[0][:120] if text else type(error).__name__
 
 
-def read_frame(info: FrameInfo) -> np.ndarray:
-    """Decode a probed frame. Returns (H, W, C) uint8 or uint16, C as ``info.shape`` says.
+def read_frame(info: FrameInfo, preview: bool = False) -> np.ndarray:
+    """Decode a probed frame. Returns (H, W, C) uint8 or uint16, C as ``info.shape`` says; with
+    ``preview``, a raw frame comes at half the size each way, five times faster (engine.raw), other frames
+    as they are.
 
     Raises FrameError for a truncated or corrupt file, or pixels that do not match the header.
     """
     path, kind = info.path, info.kind
     if kind == "raw":
         from engine.raw import read_raw
-        return read_raw(info)
+        return read_raw(info, half_size=preview)
     try:
         if kind == "tiff":
             pixels = _read_tiff(path)

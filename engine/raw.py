@@ -40,13 +40,16 @@ def probe_raw(path: Path) -> FrameInfo:
                      camera=_camera(path), white_balance=balance)
 
 
-def read_raw(info: FrameInfo) -> np.ndarray:
-    """Decode a probed raw frame with the stack's settings. Returns (H, W, 3) uint16 Adobe RGB."""
+def read_raw(info: FrameInfo, half_size: bool = False) -> np.ndarray:
+    """Decode a probed raw frame with the stack's settings. Returns (H, W, 3) uint16 Adobe RGB; with
+    ``half_size``, (H/2, W/2, 3): each 2x2 block of the sensor one pixel, without demosaicing (0.2 s
+    instead of 1.2 s for 24 MP), which is all that alignment needs."""
     try:
         with rawpy.imread(str(info.path)) as raw:
             return raw.postprocess(user_wb=list(info.white_balance), use_camera_wb=False, no_auto_bright=True,
                                    adjust_maximum_thr=0.0, output_bps=16, output_color=rawpy.ColorSpace.Adobe,
-                                   gamma=(ADOBE_RGB_GAMMA, 0.0), highlight_mode=rawpy.HighlightMode.Clip)
+                                   gamma=(ADOBE_RGB_GAMMA, 0.0), highlight_mode=rawpy.HighlightMode.Clip,
+                                   half_size=half_size)
     except Exception as e:
         raise FrameError(info.path, f"raw data LibRaw cannot decode ({short_reason(e)})") from None
 
