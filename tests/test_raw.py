@@ -11,7 +11,11 @@ from psd_tools import PSDImage
 
 from bridge.samples import write_bracket, write_dng_bracket
 from conftest import focusdrop
+from engine import geometry
+from engine.frames import probe_frame, read_frame
 from engine.icc import ADOBE_RGB, ADOBE_RGB_GAMMA
+from engine.pipeline import StackOptions, align_frames
+from engine.raw import same_settings
 from engine.synthetic import BracketSpec
 from hotfolder import files, wait_for, watching
 
@@ -72,6 +76,21 @@ def test_frames_a_camera_turned_come_out_upright(tmp_path, kind):
     assert result.shape == true.shape  # 3 channels, landscape as viewed
     luma = [cv2.cvtColor(image / image.max(), cv2.COLOR_RGB2GRAY).ravel() for image in (result, true)]
     assert np.corrcoef(*luma)[0, 1] > 0.9
+
+
+def test_large_raw_frames_are_aligned_from_half_size_previews(tmp_path):
+    """Pass 1 decodes a raw frame of 2048 px or more at half size; registration still lands on the true
+    transforms, in full-resolution pixels."""
+    spec = BracketSpec(width=2200, height=1400, frames=3, shake=5.0, rotation=0.3, breathing=0.02, seed=7)
+    truth, paths = write_dng_bracket(spec, tmp_path)
+    infos = same_settings([probe_frame(p) for p in paths], 1)
+    assert read_frame(infos[0], preview=True).shape == (700, 1100, 3)
+    alignment = align_frames(infos, StackOptions(order="given", reference=1))
+    corners = geometry.corners(spec.width, spec.height)
+    for k, matrix in enumerate(alignment.to_ref):
+        found = geometry.apply(np.linalg.inv(matrix), corners)
+        true = geometry.apply(truth.transforms[k] @ np.linalg.inv(truth.transforms[1]), corners)
+        assert np.abs(found - true).max() < 0.2  # measured 0.04-0.10 px
 
 
 def test_raw_and_tiff_frames_do_not_mix(tmp_path, dng):
