@@ -5,6 +5,12 @@ as the photographer left it: rating, label, keywords, copyright, caption. Added 
 capture essentials from the reference frame's EXIF (make, model, lens, focal length, aperture, exposure
 time, ISO, capture time), in the tiff/exif/exifEX namespaces Lightroom reads; and FocusDrop's provenance in
 its own namespace: the number of frames, their file names, the method.
+
+Camera Raw's develop settings (the crs namespace, which Lightroom writes into a raw frame's sidecar) are
+left out. FocusDrop decodes raw frames at their as-shot settings, not the photographer's, and Lightroom
+applies the crs settings it finds in a PSD or TIFF on import: the raw's crop and lens corrections would
+land on a stack that is already aligned and cropped, its white balance and tone settings on an image
+rendered without them. The stack comes into the catalogue as rendered; its develop settings start afresh.
 """
 from __future__ import annotations
 
@@ -22,8 +28,9 @@ KEPT_PREFIXES = {"xmp": "http://ns.adobe.com/xap/1.0/", "dc": "http://purl.org/d
                  "photoshop": "http://ns.adobe.com/photoshop/1.0/",
                  "xmpRights": "http://ns.adobe.com/xap/1.0/rights/",
                  "xmpMM": "http://ns.adobe.com/xap/1.0/mm/", "lr": "http://ns.adobe.com/lightroom/1.0/",
-                 "crs": "http://ns.adobe.com/camera-raw-settings/1.0/", "aux": "http://ns.adobe.com/exif/1.0/aux/",
+                 "aux": "http://ns.adobe.com/exif/1.0/aux/",
                  "Iptc4xmpCore": "http://iptc.org/std/Iptc4xmpCore/1.0/xmlns/"}
+DEVELOP_SETTINGS = "http://ns.adobe.com/camera-raw-settings/1.0/"  # Camera Raw's (crs), left out
 for _prefix, _uri in {**KEPT_PREFIXES, **NAMESPACES}.items():  # the usual prefixes, not ns0, ns1, ... on writing
     ElementTree.register_namespace(_prefix, _uri)
 RDF = "{%s}" % NAMESPACES["rdf"]
@@ -80,7 +87,8 @@ def _format(value: object, kind: str) -> str | list[str]:
 
 def result_xmp(base: bytes | None, properties: dict[str, str | list[str]]) -> bytes:
     """``base`` (an XMP packet, or None) with ``properties`` added where it has none of that name: text
-    as attributes of its first rdf:Description, lists as rdf:Seq. Returns a UTF-8 packet with its xpacket
+    as attributes of its first rdf:Description, lists as rdf:Seq, and Camera Raw's develop settings left
+    out (see above). Returns a UTF-8 packet with its xpacket
     wrapper; a ``base`` that does not parse as XML comes back unchanged (kept, rather than replaced)."""
     try:
         root = _parse(base)
@@ -89,6 +97,8 @@ def result_xmp(base: bytes | None, properties: dict[str, str | list[str]]) -> by
     rdf = root if root.tag == RDF + "RDF" else root.find(RDF + "RDF")
     if rdf is None:
         rdf = ElementTree.SubElement(root, RDF + "RDF")
+    for node in rdf.findall(RDF + "Description"):
+        _drop_develop_settings(node)
     description = rdf.find(RDF + "Description")
     if description is None:
         description = ElementTree.SubElement(rdf, RDF + "Description", {RDF + "about": ""})
@@ -106,6 +116,15 @@ def result_xmp(base: bytes | None, properties: dict[str, str | list[str]]) -> by
     body = ElementTree.tostring(root, encoding="unicode")
     return ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>\n' + body
             + '\n<?xpacket end="w"?>').encode("utf-8")
+
+
+def _drop_develop_settings(description: ElementTree.Element) -> None:
+    """Remove the crs-namespace attributes and elements of an rdf:Description, in place."""
+    develop = "{%s}" % DEVELOP_SETTINGS
+    for key in [key for key in description.attrib if key.startswith(develop)]:
+        del description.attrib[key]
+    for child in [child for child in description if child.tag.startswith(develop)]:
+        description.remove(child)
 
 
 def _parse(base: bytes | None) -> ElementTree.Element:

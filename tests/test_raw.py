@@ -21,7 +21,10 @@ from hotfolder import files, wait_for, watching
 
 SPEC = BracketSpec(width=600, height=400, frames=5, seed=3)
 XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-       b'<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="4"/></rdf:RDF></x:xmpmeta>')
+       b'<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="4"'
+       b' xmlns:crs="http://ns.adobe.com/camera-raw-settings/1.0/" crs:Exposure2012="+1.00" crs:CropTop="0.1">'
+       b'<crs:ToneCurvePV2012><rdf:Seq><rdf:li>0, 0</rdf:li></rdf:Seq></crs:ToneCurvePV2012>'
+       b'</rdf:Description></rdf:RDF></x:xmpmeta>')  # Lightroom's sidecar: a rating, and develop settings
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,7 @@ def test_a_dng_bracket_stacks_into_adobe_rgb_and_matches_the_truth(tmp_path, dng
     assert document.image_resources.get_data(1039) == ADOBE_RGB  # the ICC profile of what LibRaw made
     packet = document.image_resources.get_data(1060)  # the reference frame's sidecar, with more added
     assert b'xmp:Rating="4"' in packet and b'tiff:Model="Synthetic"' in packet and b"IMG_0005.dng" in packet
+    assert b"camera-raw-settings" not in packet  # the raw's develop settings, not applied, are not passed on
     x0, y0, x1, y1 = json.loads(report.read_text())["box"]
     result = document.numpy()[..., :3].astype(np.float64)  # the composite, in [0, 1]
     found = (result ** ADOBE_RGB_GAMMA) @ np.array([0.2974, 0.6273, 0.0753])  # Adobe RGB (1998) Y
