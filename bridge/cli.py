@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from bridge import bench, demo
-from bridge.config import FORMATS, default_config_path, load_config
+from bridge.config import FORMATS, default_config_path, load_config, parse_white_balance
 from bridge.journal import Journal
 from bridge.service import Service
 from bridge.install.commands import add_commands as add_install_commands
@@ -42,11 +42,16 @@ def input_frames(inputs: list[str], order: str) -> list[Path]:
     return paths
 
 
+WHITE_BALANCE_HELP = ("raw frames' one white balance: as-shot (the reference frame's), daylight (the camera's), "
+                      "or R,G,B multipliers such as 2.1,1,1.4")
+
+
 def run_stack(args: argparse.Namespace) -> int:
     paths = input_frames(args.inputs, args.order)
     options = StackOptions(method=args.method, reference=args.reference, crop=not args.no_crop,
                            skip_unaligned=args.skip_unaligned, also_pyramid=args.pyramid_layer,
-                           order="estimate" if args.order == "auto" else "given")
+                           order="estimate" if args.order == "auto" else "given",
+                           white_balance=parse_white_balance(args.white_balance))
     result, _ = stack_to_file(paths, [Path(args.output)], options,
                               Path(args.depthmap) if args.depthmap else None,
                               Path(args.report) if args.report else None, overwrite=args.overwrite)
@@ -59,7 +64,8 @@ def run_stack(args: argparse.Namespace) -> int:
 def run_watch(args: argparse.Namespace) -> int:
     overrides = {"inbox": args.inbox, "out": args.out, "quiet": args.quiet, "gap": args.gap,
                  "format": args.format, "method": args.method, "workers": args.workers,
-                 "polling": args.polling or None, "give_up": args.give_up, "open": args.open or None}
+                 "polling": args.polling or None, "give_up": args.give_up, "open": args.open or None,
+                 "white_balance": args.white_balance}
     config = load_config(Path(args.config) if args.config else None, overrides)
     logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(asctime)s focusdrop: %(message)s"))
     if not args.verbose:
@@ -90,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("stack", help="align and fuse one focus bracket", parents=[verbose])
-    p.add_argument("inputs", nargs="+", help="the frames (TIFF, JPEG, PNG), or one folder holding them")
+    p.add_argument("inputs", nargs="+", help="the frames (TIFF, JPEG, PNG, camera raw), or one folder holding them")
     p.add_argument("-o", "--output", required=True,
                    help="result file: .psd (one masked layer per frame, to refine in Photoshop, GIMP, Affinity "
                         "or Krita; .psb past 2 GB), or a flat .tif, .png or .jpg")
@@ -112,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="leave out, with a warning, frames that cannot be aligned instead of failing")
     p.add_argument("--overwrite", action="store_true", help="replace the output, depth map or report if it "
                    "exists (never an input frame)")
+    p.add_argument("--white-balance", default="as-shot", metavar="WB", help=WHITE_BALANCE_HELP + " (default as-shot)")
     p.add_argument("--timings", action="store_true", help="print the time spent in each step")
     p.add_argument("--report", metavar="FILE", help="write a JSON report: output area, each frame's "
                    "transform to the reference, gain and matches, time per step")
@@ -133,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "application for it (Photoshop, for PSD, where installed)")
     p.add_argument("--give-up", type=float, metavar="SECONDS", help="how long an empty, cut-off or unreadable "
                    "file may sit unchanged before it goes to failed/ with an error.txt (default 60)")
+    p.add_argument("--white-balance", metavar="WB", help=WHITE_BALANCE_HELP + " (default as-shot; a manifest's "
+                   "white_balance wins)")
     p.set_defaults(run=run_watch)
 
     p = commands.add_parser("status", help="show the hot folder's queue: waiting, running, done, failed")

@@ -13,6 +13,7 @@ file ``--config`` names. Every key is optional::
     polling = false     # poll instead of file-system events (SMB/NFS shares)
     give_up = 60        # seconds an unusable file may sit unchanged before it goes to failed/
     open = false        # open each new result in the system's default application (Photoshop, for PSD)
+    white_balance = "as-shot"  # raw frames: as-shot (the reference frame's), daylight, or "R,G,B" multipliers
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import os
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+
+from engine.raw import WhiteBalance
 
 FORMATS = ("psd", "tif", "both")
 
@@ -37,6 +40,7 @@ class WatchConfig:
     rescan: float = 2.0  # seconds between safety-net rescans of the hot folder
     give_up: float = 60.0  # seconds an empty, cut-off or unreadable file may sit before it goes to failed/
     open: bool = False  # open each new result in the system's default application
+    white_balance: str = "as-shot"  # raw frames' (parse_white_balance)
 
     def resolved(self) -> "WatchConfig":
         """The same settings with folders made absolute and values checked (ValueError names the key)."""
@@ -44,9 +48,26 @@ class WatchConfig:
             raise ValueError(f"format {self.format!r}: choose one of {', '.join(FORMATS)}")
         if self.method == "pyramid" and self.format != "tif":
             raise ValueError("the pyramid method gives a flat result only: set format = \"tif\"")
+        parse_white_balance(self.white_balance)
         if self.quiet < 0 or self.gap <= 0 or self.workers < 1 or self.rescan <= 0 or self.give_up < 0:
             raise ValueError("quiet and give_up must be >= 0, gap and rescan > 0, workers >= 1")
         return replace(self, inbox=self.inbox.expanduser().resolve(), out=self.out.expanduser().resolve())
+
+
+def parse_white_balance(value: object) -> WhiteBalance:
+    """A white balance as the command line, the config file or a manifest gives it: "as-shot", "daylight",
+    or three positive multipliers for red, green and blue ("2.1,1,1.4", or a list of three numbers).
+    Raises ValueError."""
+    if value in ("as-shot", "daylight"):
+        return value
+    parts = value.split(",") if isinstance(value, str) else value
+    try:
+        red, green, blue = (float(v) for v in parts)
+        if min(red, green, blue) > 0:
+            return red, green, blue
+    except (TypeError, ValueError):
+        pass
+    raise ValueError(f"white balance {value!r}: give as-shot, daylight, or three multipliers R,G,B such as 2.1,1,1.4")
 
 
 def default_config_path() -> Path:

@@ -30,7 +30,7 @@ import threading
 import time
 from pathlib import Path
 
-from bridge.config import WatchConfig
+from bridge.config import WatchConfig, parse_white_balance
 from bridge.inbox import ReadyStack
 from bridge.journal import Job, Journal
 from bridge.stacking import report, stack_to_file
@@ -45,7 +45,7 @@ REPORT = "report.json"
 LOG_NAME = "focusdrop.log"  # the service's own log, rotated at 1 MB, five kept
 FORMAT_SUFFIXES = {"psd": [".psd"], "tif": [".tif"], "both": [".psd", ".tif"]}
 MANIFEST_OPTIONS = {"name", "frames", "method", "format", "pyramid_layer", "skip_unaligned", "reference", "job_id",
-                    "created_by", "source"}
+                    "created_by", "source", "white_balance"}
 
 
 class Workspace:
@@ -140,7 +140,8 @@ def stack_options(job: Job, config: WatchConfig) -> tuple[StackOptions, list[str
     options = StackOptions(method=method, reference=manifest.get("reference"),
                            skip_unaligned=bool(manifest.get("skip_unaligned", False)),
                            also_pyramid=bool(manifest.get("pyramid_layer", False)),
-                           order="given" if "frames" in manifest else "estimate")
+                           order="given" if "frames" in manifest else "estimate",
+                           white_balance=parse_white_balance(manifest.get("white_balance", config.white_balance)))
     return options, FORMAT_SUFFIXES[fmt]
 
 

@@ -33,7 +33,7 @@ from engine.order import (CLEARLY_BETTER, components, focus_order, loop_residual
                           registration_tree)
 from engine.prefetch import ordered_map
 from engine.pyramid import PyramidFusion
-from engine.raw import same_settings
+from engine.raw import WhiteBalance, same_settings
 from engine.save import to_integer
 from engine.shading import shading_fields
 from engine.warp import coverage, warp_to_reference
@@ -67,6 +67,7 @@ class StackOptions:
     skip_unaligned: bool = False
     also_pyramid: bool = False
     order: str = "estimate"  # "estimate": the focus order found from the frames if clearly better; "given"
+    white_balance: WhiteBalance = "as-shot"  # raw frames' (engine.raw.same_settings)
 
 
 @dataclass
@@ -132,7 +133,8 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
     with timings("probe"):
         infos = [probe_frame(p) for p in paths]
         check_stack(infos)
-        infos = same_settings(infos, len(infos) // 2 if options.reference is None else options.reference)
+        infos = same_settings(infos, len(infos) // 2 if options.reference is None else options.reference,
+                              options.white_balance)
     alignment = align_frames(infos, options, progress, timings)
     image, depth, pyramid = fuse_frames(alignment, options, progress, timings, on_layer)
     with timings("convert"):

@@ -54,9 +54,14 @@ def read_raw(info: FrameInfo, half_size: bool = False) -> np.ndarray:
         raise FrameError(info.path, f"raw data LibRaw cannot decode ({short_reason(e)})") from None
 
 
-def same_settings(infos: list[FrameInfo], reference: int) -> list[FrameInfo]:
-    """Every raw frame with the reference frame's white balance. Raises FrameError for a stack that mixes
-    raw and other frames, or frames from two cameras."""
+WhiteBalance = str | tuple[float, float, float]  # "as-shot", "daylight", or (R, G, B) multipliers
+
+
+def same_settings(infos: list[FrameInfo], reference: int, white_balance: WhiteBalance = "as-shot"
+                  ) -> list[FrameInfo]:
+    """Every raw frame with one white balance: the reference frame's as-shot balance, its camera's daylight
+    balance, or the (R, G, B) multipliers given (images are left as they are). Raises FrameError for a
+    stack that mixes raw and other frames, or frames from two cameras."""
     kinds = {info.kind == "raw" for info in infos}
     if kinds != {True}:
         if True in kinds:
@@ -68,8 +73,26 @@ def same_settings(infos: list[FrameInfo], reference: int) -> list[FrameInfo]:
         if info.camera != infos[0].camera and "unknown camera" not in (info.camera, infos[0].camera):
             raise FrameError(info.path, f"is from {info.camera}, {infos[0].path.name} from {infos[0].camera}; "
                                         f"a stack takes one camera's frames")
-    balance = infos[reference].white_balance
+    if white_balance == "as-shot":
+        balance = infos[reference].white_balance
+    elif white_balance == "daylight":
+        balance = _daylight_balance(infos[reference].path)
+    else:
+        red, green, blue = white_balance
+        balance = (red, green, blue, green)
     return [replace(info, white_balance=balance) for info in infos]
+
+
+def _daylight_balance(path: Path) -> tuple[float, float, float, float]:
+    """The camera's daylight multipliers (LibRaw's, from its tables or the file's colour matrix)."""
+    try:
+        with rawpy.imread(str(path)) as raw:
+            balance = tuple(float(v) for v in raw.daylight_whitebalance)
+    except Exception as e:
+        raise FrameError(path, f"raw file LibRaw cannot read ({short_reason(e)})") from None
+    if not any(balance[:3]):
+        raise FrameError(path, "LibRaw knows no daylight white balance for this camera; give R,G,B multipliers")
+    return balance[:3] + (balance[3] or balance[1],)
 
 
 def _camera(path: Path) -> str:

@@ -1,6 +1,7 @@
 """Raw frames: a DNG bracket written by the project's generator (bridge.samples.write_dng_bracket: a Bayer
 mosaic of the frames' linear light) is decoded by LibRaw with one setting for all frames and stacked."""
 import json
+from dataclasses import replace
 
 import cv2
 import numpy as np
@@ -9,6 +10,9 @@ import tifffile
 from PIL import Image
 from psd_tools import PSDImage
 
+from bridge.config import WatchConfig
+from bridge.jobs import stack_options
+from bridge.journal import Job
 from bridge.samples import write_bracket, write_dng_bracket
 from conftest import focusdrop
 from engine import geometry
@@ -95,6 +99,33 @@ def test_large_raw_frames_are_aligned_from_half_size_previews(tmp_path):
         found = geometry.apply(np.linalg.inv(matrix), corners)
         true = geometry.apply(truth.transforms[k] @ np.linalg.inv(truth.transforms[1]), corners)
         assert np.abs(found - true).max() < 0.2  # measured 0.04-0.10 px
+
+
+def test_one_white_balance_can_be_chosen(tmp_path, dng):
+    """--white-balance: the camera's daylight balance, or R,G,B multipliers, for every frame; a bad value is
+    one line naming what to give."""
+    _, paths = dng
+    means = {}
+    for balance in ("as-shot", "1.5,1,1", "daylight"):
+        output = tmp_path / f"{balance}.tif"
+        run = focusdrop("stack", *paths[:3], "-o", output, "--white-balance", balance)
+        assert run.returncode == 0, run.stderr
+        means[balance] = tifffile.imread(output).reshape(-1, 3).astype(np.float64).mean(axis=0)
+    red_over_green = {balance: mean[0] / mean[1] for balance, mean in means.items()}
+    assert red_over_green["1.5,1,1"] > 1.15 * red_over_green["as-shot"]  # 1.5x in linear light, before gamma
+    assert abs(means["daylight"][1] / means["as-shot"][1] - 1) < 0.2  # a daylight balance, not a failure
+    run = focusdrop("stack", *paths[:3], "-o", tmp_path / "bad.tif", "--white-balance", "warm")
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "give as-shot, daylight" in run.stderr
+
+
+def test_a_manifest_sets_the_white_balance(tmp_path):
+    config = WatchConfig(white_balance="daylight")
+    job = Job(1, "bracket", "waiting", tmp_path, [], {"white_balance": [2, 1, 1.5]}, [], [], None, None,
+              0.0, None, None)
+    assert stack_options(job, config)[0].white_balance == (2.0, 1.0, 1.5)
+    assert stack_options(replace(job, options={}), config)[0].white_balance == "daylight"
+    with pytest.raises(ValueError, match="give as-shot, daylight"):
+        stack_options(replace(job, options={"white_balance": "tungsten"}), config)
 
 
 def test_raw_and_tiff_frames_do_not_mix(tmp_path, dng):
