@@ -11,6 +11,7 @@ from bridge import bench, demo
 from bridge.config import FORMATS, default_config_path, load_config, parse_white_balance
 from bridge.journal import Journal
 from bridge.service import Service
+from bridge.cluster.commands import add_commands as add_cluster_commands
 from bridge.install.commands import add_commands as add_install_commands
 from bridge.jobs import LOG_NAME
 from bridge.status import status_data, status_text
@@ -65,7 +66,9 @@ def run_watch(args: argparse.Namespace) -> int:
     overrides = {"inbox": args.inbox, "out": args.out, "quiet": args.quiet, "gap": args.gap,
                  "format": args.format, "method": args.method, "workers": args.workers,
                  "polling": args.polling or None, "give_up": args.give_up, "open": args.open or None,
-                 "white_balance": args.white_balance}
+                 "white_balance": args.white_balance, "cluster": args.cluster, "cluster_ca": args.cluster_ca,
+                 "cluster_cert": args.cluster_cert, "cluster_fallback": args.cluster_fallback,
+                 "insecure": args.insecure or None}
     config = load_config(Path(args.config) if args.config else None, overrides)
     logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(asctime)s focusdrop: %(message)s"))
     if not args.verbose:
@@ -142,6 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "file may sit unchanged before it goes to failed/ with an error.txt (default 60)")
     p.add_argument("--white-balance", metavar="WB", help=WHITE_BALANCE_HELP + " (default as-shot; a manifest's "
                    "white_balance wins)")
+    p.add_argument("--cluster", metavar="ADDRESS", help="stack on a Dask cluster: its scheduler, tls://HOST:8786 "
+                   "(the hot folder and output folder must be on a share its workers mount)")
+    p.add_argument("--cluster-ca", metavar="FILE", help="the studio's ca.pem (focusdrop cluster certs)")
+    p.add_argument("--cluster-cert", metavar="FILE", help="this machine's NAME.pem (focusdrop cluster certs)")
+    p.add_argument("--cluster-fallback", choices=("local",), help="local: stack on this machine while the "
+                   "scheduler cannot be reached (default: stacks wait for it)")
+    p.add_argument("--insecure", action="store_true", help="allow a tcp:// scheduler (no encryption, no "
+                   "certificates: anyone who reaches it runs code on every worker)")
     p.set_defaults(run=run_watch)
 
     p = commands.add_parser("status", help="show the hot folder's queue: waiting, running, done, failed")
@@ -152,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=run_status)
 
     add_install_commands(commands)
+    add_cluster_commands(commands)
 
     p = commands.add_parser("demo", help="the real job on a generated bracket: a hot folder, an export "
                                          "into it, a layered PSD out")

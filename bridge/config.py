@@ -14,6 +14,11 @@ file ``--config`` names. Every key is optional::
     give_up = 60        # seconds an unusable file may sit unchanged before it goes to failed/
     open = false        # open each new result in the system's default application (Photoshop, for PSD)
     white_balance = "as-shot"  # raw frames: as-shot (the reference frame's), daylight, or "R,G,B" multipliers
+    cluster = ""        # a Dask scheduler, "tls://host:8786": stack on the machines its workers run on
+    cluster_ca = ""     # the studio's ca.pem (focusdrop cluster certs)
+    cluster_cert = ""   # this machine's NAME.pem
+    cluster_fallback = ""  # "local": stack on this machine while the scheduler cannot be reached
+    insecure = false    # allow a tcp:// scheduler, unencrypted and open to anyone who reaches it
 """
 from __future__ import annotations
 
@@ -41,6 +46,11 @@ class WatchConfig:
     give_up: float = 60.0  # seconds an empty, cut-off or unreadable file may sit before it goes to failed/
     open: bool = False  # open each new result in the system's default application
     white_balance: str = "as-shot"  # raw frames' (parse_white_balance)
+    cluster: str = ""  # Dask scheduler address; "" stacks on this machine (bridge.cluster)
+    cluster_ca: str = ""
+    cluster_cert: str = ""
+    cluster_fallback: str = ""  # "" (stacks wait for the scheduler) or "local"
+    insecure: bool = False
 
     def resolved(self) -> "WatchConfig":
         """The same settings with folders made absolute and values checked (ValueError names the key)."""
@@ -49,6 +59,8 @@ class WatchConfig:
         if self.method == "pyramid" and self.format != "tif":
             raise ValueError("the pyramid method gives a flat result only: set format = \"tif\"")
         parse_white_balance(self.white_balance)
+        if self.cluster_fallback not in ("", "local"):
+            raise ValueError(f"cluster_fallback {self.cluster_fallback!r}: give \"local\" or leave it out")
         if self.quiet < 0 or self.gap <= 0 or self.workers < 1 or self.rescan <= 0 or self.give_up < 0:
             raise ValueError("quiet and give_up must be >= 0, gap and rescan > 0, workers >= 1")
         return replace(self, inbox=self.inbox.expanduser().resolve(), out=self.out.expanduser().resolve())

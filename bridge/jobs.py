@@ -3,8 +3,9 @@
 Every move is a rename inside one file system (atomic) and every state change one journal statement,
 ordered so that a kill -9 between any two leaves a journal that says what to finish:
 - claim: journal 'claiming' (which frames, from where) -> frames renamed into .focusdrop/jobs/ID -> 'waiting'
-- run: output names chosen and journaled ('running') -> stacked, each result written under a temporary
-  name and renamed -> archive folder journaled -> frames renamed into done/NAME -> 'done'
+- run: output names chosen and journaled ('running') -> stacked (here, or by a cluster worker, whose task
+  key is journaled first), each result written under a temporary name and renamed -> archive folder
+  journaled -> frames renamed into done/NAME -> 'done'
 - fail: the error journaled -> frames renamed into failed/NAME with error.txt -> 'failed'
 - recover, at start: temporary outputs deleted; 'claiming' jobs finish their moves; a 'running' job whose
   outputs all exist whole is archived as done (the crash came after its last rename; a report.json it
@@ -29,7 +30,9 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
+from bridge.cluster.runner import ClusterUnavailable
 from bridge.config import WatchConfig, parse_white_balance
 from bridge.inbox import ReadyStack
 from bridge.journal import Job, Journal
@@ -145,8 +148,36 @@ def stack_options(job: Job, config: WatchConfig) -> tuple[StackOptions, list[str
     return options, FORMAT_SUFFIXES[fmt]
 
 
-def run_job(ws: Workspace, job: Job, config: WatchConfig) -> Job:
-    """Stack a waiting job into the output folder, archive its frames; a failure goes to failed/."""
+class LocalRunner:
+    """Stacks on this machine, ``workers`` stacks at a time (the service's threads)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def capacity(self) -> int:
+        return self.workers
+
+    def running_on(self) -> dict[str, str]:
+        return {}  # no tasks: the service's own threads run the stacks
+
+    def alive(self, task: str) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+    def run(self, job: Job, options: StackOptions, remember: Callable[[str], None]) -> dict:
+        """Stack ``job``; returns {"written": paths, "report": bridge.stacking.report, "worker": "local"}."""
+        result, written = stack_to_file([job.folder / f for f in job.frames], [Path(o) for o in job.outputs],
+                                        options, overwrite=True)
+        data = report(result, written)
+        return {"written": [str(p) for p in written], "report": data, "worker": "local"}
+
+
+def run_job(ws: Workspace, job: Job, config: WatchConfig, runner) -> Job:
+    """Stack a waiting job into the output folder with ``runner`` (LocalRunner, or
+    bridge.cluster.runner.ClusterRunner), archive its frames; a failure goes to failed/. A job whose
+    cluster is unreachable goes back to waiting."""
     try:
         options, suffixes = stack_options(job, config)
         with ws.names:
@@ -158,19 +189,19 @@ def run_job(ws: Workspace, job: Job, config: WatchConfig) -> Job:
         log.info("started: %s (%d frames)", job.name, len(job.frames))
         crash_point("run:started")
         started = time.perf_counter()
-        result, written = stack_to_file([job.folder / f for f in job.frames], [Path(o) for o in job.outputs],
-                                        options, overwrite=True)
+        record = runner.run(job, options, lambda key: ws.journal.update(job.id, task=key))
         crash_point("run:written")
-        write_durably(job.folder / REPORT, json.dumps(report(result, written), indent=1).encode())
-        del result
-        if [str(p) for p in written] != job.outputs:
-            job = ws.journal.update(job.id, outputs=[str(p) for p in written])
+        write_durably(job.folder / REPORT, json.dumps(record["report"], indent=1).encode())
+        job = ws.journal.update(job.id, outputs=record["written"], worker=record["worker"])
         crash_point("run:reported")
         archive = _archive(ws, job, ws.done)
         crash_point("run:archived")
-        log.info("finished: %s in %.1f s -> %s (frames in %s)", job.name, time.perf_counter() - started,
-                 ", ".join(job.outputs), archive)
+        log.info("finished: %s in %.1f s%s -> %s (frames in %s)", job.name, time.perf_counter() - started,
+                 "" if record["worker"] == "local" else f" on {record['worker']}", ", ".join(job.outputs), archive)
         return _finish(ws, ws.journal.get(job.id), "done")
+    except ClusterUnavailable as e:
+        log.warning("%s waits: %s", job.name, e)
+        return ws.journal.update(job.id, state="waiting")
     except Exception as e:  # any failure fails this stack alone; the service goes on
         return fail(ws, job, e)
 
@@ -228,9 +259,14 @@ def fail(ws: Workspace, job: Job, error: Exception) -> Job:
     return _finish(ws, ws.journal.get(job.id), "failed")
 
 
-def recover(ws: Workspace) -> None:
-    """Bring the journal and the folders back in step after a crash or a kill (see the module's text)."""
+def recover(ws: Workspace, alive: Callable[[str], bool] = lambda task: False) -> None:
+    """Bring the journal and the folders back in step after a crash or a kill (see the module's text).
+    ``alive(task)``: whether a job's cluster task still runs (its outputs' temporary files are its own)."""
+    still = {Path(o).name for job in ws.journal.jobs("running") if job.task and alive(job.task)
+             for o in job.outputs}
     for leftover in ws.out.glob(".*.partial"):
+        if any(leftover.name.startswith(f".{name}.") for name in still):
+            continue
         leftover.unlink(missing_ok=True)
         log.info("removed an unfinished output: %s", leftover.name)
     for job in ws.journal.jobs("claiming"):

@@ -20,7 +20,8 @@ STATES = ("claiming", "waiting", "running", "done", "failed")
 class Job:
     """One stack. folder: where its frames live while it waits and runs; frames: file names in focus
     order; options: what the manifest asked for; sources: where the frames came from (for a claim to
-    finish after a crash); outputs: result paths chosen when it started; archive: where its frames went."""
+    finish after a crash); outputs: result paths chosen when it started; archive: where its frames went;
+    worker: the machine that stacked it ("local" on this one); task: its Dask key on a cluster."""
 
     id: int
     name: str
@@ -35,10 +36,13 @@ class Job:
     created: float
     started: float | None
     finished: float | None
+    worker: str | None = None
+    task: str | None = None
 
 
 _COLUMNS = ("id", "name", "state", "folder", "frames", "options", "sources", "outputs", "archive", "error",
-            "created", "started", "finished")
+            "created", "started", "finished", "worker", "task")
+_ADDED = ("worker", "task")  # columns a journal from an earlier version lacks
 _JSON = ("frames", "options", "sources", "outputs")
 
 
@@ -53,7 +57,11 @@ class Journal:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, name TEXT, state TEXT, folder TEXT,"
                 " frames TEXT, options TEXT, sources TEXT, outputs TEXT DEFAULT '[]', archive TEXT, error TEXT,"
-                " created REAL, started REAL, finished REAL)")
+                " created REAL, started REAL, finished REAL, worker TEXT, task TEXT)")
+            present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+            for column in _ADDED:
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
 
     def add(self, name: str, folder_of, frames: list[str], options: dict, sources: list[str]) -> Job:
         """Record a new job in state 'claiming'; ``folder_of(id)`` names its work folder."""

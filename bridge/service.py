@@ -3,7 +3,8 @@
 watchdog's observer (or its polling observer, for SMB/NFS shares, where events get lost) wakes the loop
 as soon as something changes in the hot folder; a rescan every few seconds is the safety net for events
 lost on network shares and while the service was down. Each pass of the loop claims the stacks the inbox
-says are ready and hands waiting jobs, oldest first, to up to ``workers`` threads. A first SIGINT or
+says are ready and hands waiting jobs, oldest first, to up to ``workers`` threads; with a cluster
+(bridge.cluster), to as many threads as its workers can take, each waiting on its stack's task. A first SIGINT or
 SIGTERM stops taking new stacks and lets running ones finish; a second one leaves at once, and the
 interrupted stacks run again at the next start.
 """
@@ -23,12 +24,14 @@ from watchdog.events import DirMovedEvent, FileSystemEvent, FileSystemEventHandl
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
+from bridge.cluster.runner import ClusterRunner, security
 from bridge.config import WatchConfig
 from bridge.inbox import PARTIAL, Inbox
-from bridge.jobs import Workspace, claim, recover, run_job
+from bridge.jobs import LocalRunner, Workspace, claim, recover, run_job
 from bridge.journal import Job
 
 log = logging.getLogger("focusdrop")
+MAX_THREADS = 64  # with a cluster: stacks waited on at once (the cluster's capacity sets how many run)
 
 
 def open_in_default_app(path: Path) -> None:
@@ -59,6 +62,13 @@ class Service:
 
     def __init__(self, config: WatchConfig):
         self.config = config
+        local = LocalRunner(config.workers)
+        if config.cluster:  # checked first: nothing is made for a bad cluster setting
+            fallback = local if config.cluster_fallback == "local" else None
+            self.runner = ClusterRunner(config.cluster, security(config.cluster_ca, config.cluster_cert,
+                                                                 config.insecure, config.cluster), fallback)
+        else:
+            self.runner = local
         self.workspace = Workspace(config.inbox, config.out)
         inside = (config.out.name,) if config.out.parent == config.inbox else ()
         self.inbox = Inbox(config.inbox, config.quiet, config.gap, ignore=inside, give_up=config.give_up)
@@ -95,14 +105,16 @@ class Service:
             logfile.close()
 
     def _run(self) -> None:
-        recover(self.workspace)
+        recover(self.workspace, self.runner.alive)
         observer = PollingObserver(timeout=self.config.rescan) if self.config.polling else Observer()
         observer.schedule(_Wake(self), str(self.config.inbox), recursive=False)
         observer.start()
-        log.info("watching %s (results to %s; quiet %g s, gap %g s, %s, %d worker(s))", self.config.inbox,
-                 self.config.out, self.config.quiet, self.config.gap, self.config.format, self.config.workers)
+        where = (f"cluster {self.config.cluster}" if self.config.cluster else f"{self.config.workers} worker(s)")
+        log.info("watching %s (results to %s; quiet %g s, gap %g s, %s, %s)", self.config.inbox,
+                 self.config.out, self.config.quiet, self.config.gap, self.config.format, where)
+        threads = MAX_THREADS if self.config.cluster else self.config.workers
         try:
-            with ThreadPoolExecutor(max_workers=self.config.workers) as pool:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
                 while not self._stopping.is_set():
                     self._pass(pool)
                     self.wake.wait(self.config.rescan)
@@ -112,11 +124,12 @@ class Service:
         finally:
             observer.stop()
             observer.join()
+            self.runner.close()
             self.workspace.journal.close()
         log.info("stopped")
 
     def _run_job(self, job: Job) -> Job:
-        job = run_job(self.workspace, job, self.config)
+        job = run_job(self.workspace, job, self.config, self.runner)
         if self.config.open and job.state == "done":
             open_in_default_app(Path(job.outputs[0]))
         return job
@@ -128,10 +141,20 @@ class Service:
             except OSError as e:  # a frame that cannot be moved (permissions): say so, keep watching
                 log.error("could not take stack %s out of the hot folder: %s", stack.name, e)
         self._running = {i: f for i, f in self._running.items() if not f.done()}
+        if self._running:
+            self._note_workers()
+        capacity = self.runner.capacity()
         for job in self.workspace.journal.jobs("waiting"):
-            if len(self._running) >= self.config.workers:
+            if len(self._running) >= capacity:
                 break
             if job.id not in self._running:
                 future = pool.submit(self._run_job, job)
                 future.add_done_callback(lambda _: self.wake.set())
                 self._running[job.id] = future
+
+    def _note_workers(self) -> None:
+        """Journal which worker each running stack is on (``focusdrop status`` shows it)."""
+        where = self.runner.running_on()
+        for job in self.workspace.journal.jobs("running"):
+            if where.get(job.task) != job.worker:  # None while it waits for a worker
+                self.workspace.journal.update(job.id, worker=where.get(job.task))

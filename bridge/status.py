@@ -37,10 +37,13 @@ def waiting_files(inbox: Path, quiet: float, ignore: tuple[str, ...] = ()) -> li
 
 def status_data(journal: Journal, inbox: Path, quiet: float, log: Path, last: int = 10,
                 ignore: tuple[str, ...] = ()) -> dict:
-    """Everything ``status`` shows, JSON-ready: counts per state, the ``last`` most recent stacks, the
-    files waiting in the hot folder, the service's log file."""
+    """Everything ``status`` shows, JSON-ready: counts per state, stacks finished in the last hour, the
+    ``last`` most recent stacks (with the machine that stacked each), the files waiting in the hot folder,
+    the service's log file."""
     jobs = journal.jobs()
+    hour_ago = time.time() - 3600
     return {"counts": {state: sum(j.state == state for j in jobs) for state in STATES},
+            "last_hour": sum(j.state == "done" and (j.finished or 0) > hour_ago for j in jobs),
             "stacks": [_job(job) for job in jobs[-last:]],
             "waiting": waiting_files(inbox, quiet, ignore),
             "log": str(log)}
@@ -48,7 +51,7 @@ def status_data(journal: Journal, inbox: Path, quiet: float, log: Path, last: in
 
 def _job(job: Job) -> dict:
     return {"name": job.name, "state": job.state, "frames": len(job.frames), "outputs": job.outputs,
-            "error": job.error, "archive": job.archive,
+            "error": job.error, "archive": job.archive, "worker": job.worker,
             "time": job.finished or job.started or job.created}
 
 
@@ -58,10 +61,13 @@ def status_text(data: dict) -> str:
     lines = ["  ".join(f"{state}: {counts[state]}" for state in ("waiting", "running", "done", "failed"))]
     if counts["claiming"]:
         lines[0] += f"  claiming: {counts['claiming']}"
+    lines[0] += f"  (last hour: {data['last_hour']} stacks)"
     for job in data["stacks"]:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job["time"]))
         detail = ", ".join(job["outputs"]) if job["state"] == "done" else (job["error"] or "")
-        lines.append(f"{when}  {job['state']:<8} {job['name']} ({job['frames']} frames)  {detail}".rstrip())
+        remote = job["worker"] not in (None, "local") and job["state"] in ("running", "done")
+        where = f" on {job['worker']}" if remote else ""
+        lines.append(f"{when}  {job['state']:<8} {job['name']} ({job['frames']} frames{where})  {detail}".rstrip())
     if data["waiting"]:
         lines.append("in the hot folder, not yet a stack:")
         for item in data["waiting"]:

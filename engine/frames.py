@@ -36,6 +36,9 @@ class FrameError(ValueError):
         self.problem = problem
         super().__init__(f"{self.path.name}: {problem}")
 
+    def __reduce__(self):  # pickled whole (a stack run on a cluster worker sends it back)
+        return type(self), (self.path, self.problem)
+
 
 class IncompleteFrame(FrameError):
     """A frame whose header opens but whose data stops short: perhaps still being written."""
