@@ -43,7 +43,7 @@ def test_two_loose_brackets_with_a_capture_gap_become_two_stacks(tmp_path, small
     assert masked_frames == [f"b_{k:02d}" for k in range(5, 0, -1)]
     status = subprocess.run([sys.executable, "-m", "bridge.cli", "status", str(tmp_path / "In")],
                             capture_output=True, text=True)
-    assert status.stdout.splitlines()[0] == "waiting: 0  running: 0  done: 2  failed: 0"
+    assert status.stdout.splitlines()[0] == "waiting: 0  running: 0  done: 2  failed: 0  (last hour: 2 stacks)"
 
 
 def test_a_partial_job_folder_waits_for_its_rename(tmp_path, small):
