@@ -4,19 +4,17 @@ folders. Workers, the service and the scheduler are killed with SIGKILL mid-batc
 end as exactly one result, its frames archived once. The longest test is marked ``cluster_slow``
 (``pytest -m cluster_slow`` runs it alone)."""
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from bridge.samples import write_bracket
+from clusterprocs import Cluster, cluster, kill
 from conftest import focusdrop
 from engine.synthetic import BracketSpec
 from hotfolder import files, wait_for, watching
@@ -34,82 +32,6 @@ def certs(tmp_path_factory):
     assert sorted(files(folder)) == ["ca-key.pem", "ca.pem", "scheduler.pem", "service.pem", "w1.pem", "w2.pem"]
     assert (folder / "w1.pem").stat().st_mode & 0o077 == 0  # a private key: its owner's alone
     return folder
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(command: list[str], log: Path) -> subprocess.Popen:
-    """A process in its own session (so that kill -9 of its group takes its children too)."""
-    with open(log, "a") as out:
-        return subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
-
-
-def _kill(process: subprocess.Popen, how: int = signal.SIGKILL) -> None:
-    try:
-        os.killpg(process.pid, how)
-    except ProcessLookupError:
-        pass
-    process.wait(30)
-
-
-class Cluster:
-    """A scheduler and named workers on 127.0.0.1, TLS with ``certs``; logs in ``root``."""
-
-    def __init__(self, root: Path, certs: Path):
-        self.root, self.certs = root, certs
-        self.port = _free_port()
-        self.address = f"tls://127.0.0.1:{self.port}"
-        self.scheduler: subprocess.Popen | None = None
-        self.workers: dict[str, subprocess.Popen] = {}
-        self._log_start = 0  # where the running scheduler's part of scheduler.log starts
-
-    def start_scheduler(self) -> None:
-        log = self.root / "scheduler.log"
-        self._log_start = len(log.read_text()) if log.exists() else 0
-        pem = str(self.certs / "scheduler.pem")
-        self.scheduler = _start([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                                 "--port", str(self.port), "--protocol", "tls", "--no-dashboard",
-                                 "--tls-ca-file", str(self.certs / "ca.pem"), "--tls-cert", pem, "--tls-key", pem],
-                                self.root / "scheduler.log")
-        wait_for(lambda: "Scheduler at" in self._log(), 60, log)
-
-    def _log(self) -> str:
-        return (self.root / "scheduler.log").read_text()[self._log_start:]
-
-    def start_worker(self, name: str) -> None:
-        self.workers[name] = _start([sys.executable, "-m", "bridge.cli", "worker", self.address, "--ca",
-                                     str(self.certs / "ca.pem"), "--cert", str(self.certs / f"{name}.pem"),
-                                     "--name", name, "--share", str(self.root)], self.root / f"{name}.log")
-
-    def wait_for_workers(self, count: int) -> None:
-        wait_for(lambda: self._log().count("Register worker") - self._log().count("Remove worker") >= count, 90,
-                 self.root / "scheduler.log")
-
-    def watch_options(self) -> list[str]:
-        return ["--cluster", self.address, "--cluster-ca", str(self.certs / "ca.pem"), "--cluster-cert",
-                str(self.certs / "service.pem"), "--format", "tif"]
-
-    def stop(self) -> None:
-        for process in [*self.workers.values(), self.scheduler]:
-            if process is not None and process.poll() is None:
-                _kill(process)
-
-
-@contextmanager
-def cluster(root: Path, certs: Path, workers=("w1", "w2")):
-    c = Cluster(root, certs)
-    try:
-        c.start_scheduler()
-        for name in workers:
-            c.start_worker(name)
-        c.wait_for_workers(len(workers))
-        yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
@@ -185,7 +107,7 @@ def test_a_worker_killed_mid_stack_its_stack_finishes_on_the_other(tmp_path, cer
             return stacks[0]["worker"] if stacks and stacks[0]["worker"] in c.workers else None
         wait_for(running_on, 90, log)
         victim = running_on()
-        _kill(c.workers[victim])  # kill -9, the worker and its nanny
+        kill(c.workers[victim])  # kill -9, the worker and its nanny
         wait_for(lambda: _status(tmp_path)["counts"]["done"] == 1, 180, log)
     _check_each_once(tmp_path, {"ring": LARGE.frames})
     assert _journal(tmp_path)[0]["worker"] == ({"w1", "w2"} - {victim}).pop()
@@ -201,7 +123,7 @@ def test_a_stack_that_keeps_killing_workers_fails_alone(tmp_path, certs, bracket
         while _status(tmp_path)["counts"]["failed"] == 0 and time.monotonic() < deadline:
             stacks = [j for j in _journal(tmp_path) if j["state"] == "running" and j["worker"] == "w1"]
             if stacks and c.workers["w1"].poll() is None:
-                _kill(c.workers["w1"])
+                kill(c.workers["w1"])
                 kills += 1
                 c.start_worker("w1")
             time.sleep(0.3)
@@ -236,7 +158,7 @@ def test_the_service_and_the_scheduler_killed_mid_batch(tmp_path, certs, bracket
         assert joined == 2  # no worker was lost on the way
 
         with watching(tmp_path, *c.watch_options()) as (_, log):
-            _kill(c.scheduler)
+            kill(c.scheduler)
             _drop_job(tmp_path / "In", "later", brackets["small"])
             wait_for(lambda: "cannot be reached" in log.read_text() or "lost" in log.read_text(), 120, log)
             time.sleep(3)

@@ -30,7 +30,7 @@ log = logging.getLogger("focusdrop")
 
 STACKS_PER_WORKER = 2
 RETRY_SECONDS = 10.0  # between attempts to reach an unreachable scheduler
-CONNECT_TIMEOUT = "10s"
+CONNECT_TIMEOUT = "5s"  # the service waits this long on each attempt
 
 
 class ClusterUnavailable(RuntimeError):
