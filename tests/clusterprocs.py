@@ -55,10 +55,10 @@ class Cluster:
     def _log(self) -> str:
         return (self.root / "scheduler.log").read_text()[self._log_start:]
 
-    def start_worker(self, name: str) -> None:
+    def start_worker(self, name: str, *options: str) -> None:
         self.workers[name] = _start([sys.executable, "-m", "bridge.cli", "worker", self.address, "--ca",
                                      str(self.certs / "ca.pem"), "--cert", str(self.certs / f"{name}.pem"),
-                                     "--name", name, "--share", str(self.root)], self.root / f"{name}.log")
+                                     "--name", name, "--share", str(self.root), *options], self.root / f"{name}.log")
 
     def wait_for_workers(self, count: int) -> None:
         wait_for(lambda: self._log().count("Register worker") - self._log().count("Remove worker") >= count, 90,

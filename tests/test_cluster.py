@@ -185,3 +185,35 @@ def test_without_a_scheduler_stacks_wait_or_run_here(tmp_path, certs, brackets):
         assert "stacking on this machine meanwhile" in log.read_text()
     _check_each_once(tmp_path, {"ring": SMALL.frames})
     assert _journal(tmp_path)[0]["worker"] == "local"
+
+
+def test_path_maps_translate_whole_folder_names():
+    from bridge.cluster.task import map_path, parse_path_map
+    pairs = parse_path_map("/Volumes/Studio=/mnt/studio;D:\\Shoots=/srv/shoots")
+    assert map_path("/Volumes/Studio/In/ring/a.tif", pairs) == "/mnt/studio/In/ring/a.tif"
+    assert map_path("/Volumes/Studio2/a.tif", pairs) == "/Volumes/Studio2/a.tif"  # not a folder of it
+    assert map_path("D:\\Shoots\\ring\\a.tif", pairs) == "/srv/shoots\\ring\\a.tif"
+    assert map_path("/mnt/studio/Out/ring.psd", pairs, reverse=True) == "/Volumes/Studio/Out/ring.psd"
+    with pytest.raises(ValueError, match="SERVICE_FOLDER=THIS_MACHINE_FOLDER"):
+        parse_path_map("/Volumes/Studio")
+
+
+def test_a_worker_that_cannot_see_the_share_fails_the_stack_it_took(tmp_path, certs, brackets):
+    """A worker whose --path-map points at a folder it does not have: the stack fails with an error.txt
+    naming the worker and what it could not see; a bad --share is refused before the worker joins."""
+    refused = focusdrop("worker", "tls://127.0.0.1:1", "--ca", certs / "ca.pem", "--cert", certs / "w1.pem",
+                        "--share", tmp_path / "nowhere")
+    assert refused.returncode == 2 and "shared folder not found on this machine" in refused.stderr
+    c = Cluster(tmp_path, certs)
+    try:
+        c.start_scheduler()
+        c.start_worker("w1", "--path-map", f"{tmp_path}={tmp_path / 'elsewhere'}")
+        c.wait_for_workers(1)
+        with watching(tmp_path, *c.watch_options()) as (_, log):
+            _drop_job(tmp_path / "In", "ring", brackets["small"])
+            wait_for(lambda: _status(tmp_path)["counts"]["failed"] == 1, 120, log)
+    finally:
+        c.stop()
+    error = (tmp_path / "In" / "failed" / "ring" / "error.txt").read_text()
+    assert "worker w1 cannot see" in error and "--path-map" in error
+    assert len([f for f in files(tmp_path / "In" / "failed" / "ring") if f.endswith(".tif")]) == SMALL.frames
