@@ -24,7 +24,7 @@ from watchdog.events import DirMovedEvent, FileSystemEvent, FileSystemEventHandl
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from bridge.cluster.runner import ClusterRunner, security
+from bridge.cluster.runner import ClusterRunner, needs_cluster_extra, security
 from bridge.config import WatchConfig
 from bridge.inbox import PARTIAL, Inbox
 from bridge.jobs import LocalRunner, Workspace, claim, recover, run_job
@@ -64,6 +64,7 @@ class Service:
         self.config = config
         local = LocalRunner(config.workers)
         if config.cluster:  # checked first: nothing is made for a bad cluster setting
+            needs_cluster_extra()
             fallback = local if config.cluster_fallback == "local" else None
             self.runner = ClusterRunner(config.cluster, security(config.cluster_ca, config.cluster_cert,
                                                                  config.insecure, config.cluster), fallback)

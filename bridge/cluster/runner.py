@@ -33,6 +33,17 @@ RETRY_SECONDS = 10.0  # between attempts to reach an unreachable scheduler
 CONNECT_TIMEOUT = "5s"  # the service waits this long on each attempt
 
 
+def needs_cluster_extra() -> None:
+    """Raise ValueError, saying what to install, unless Dask distributed and cryptography are here (they
+    are the cluster extra: a machine that stacks alone does without them)."""
+    try:
+        import cryptography  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError as e:
+        raise ValueError(f"the cluster needs FocusDrop's cluster extra: pip install 'focusdrop[cluster]' "
+                         f"({e.name} is not installed)") from None
+
+
 class ClusterUnavailable(RuntimeError):
     """The scheduler cannot be reached: the stack waits for it, it has not failed."""
 
