@@ -195,12 +195,10 @@ def ecc_alone(moving: FrameKey, fixed: FrameKey, why: AlignmentError) -> np.ndar
 
 def _ecc(moving: FrameKey, fixed: FrameKey, start: np.ndarray, scale: float, iterations: int = 50,
          motion: int = cv2.MOTION_AFFINE) -> tuple[float, np.ndarray]:
-    """One affine ECC run on the keys' grey images resized by ``scale``, from ``start`` (3, 3), moving's
-    full-resolution pixels -> fixed's. Returns the correlation coefficient and the matrix. Raises cv2.error
-    when ECC does not converge."""
-    greys = [key.grey if scale == 1.0 else cv2.resize(key.grey, None, fx=scale, fy=scale,
-                                                      interpolation=cv2.INTER_AREA) for key in (fixed, moving)]
-    to_fine = geometry.resize_matrix(moving.factor * scale)
+    """One ECC run (``motion``: cv2.MOTION_AFFINE or MOTION_TRANSLATION) on the keys' grey images resized by
+    ``scale``, from ``start`` (3, 3), moving's full-resolution pixels -> fixed's. Returns the correlation
+    coefficient and the matrix. Raises cv2.error when ECC does not converge."""
+    greys, to_fine = _greys(moving, fixed, scale)
     fixed_to_moving = to_fine @ np.linalg.inv(start) @ np.linalg.inv(to_fine)
     criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-6)
     correlation, warp = cv2.findTransformECC(greys[0], greys[1], fixed_to_moving[:2].astype(np.float32),
@@ -234,9 +232,15 @@ def _refine_ecc(moving: FrameKey, fixed: FrameKey, coarse: np.ndarray, scale: fl
 
 def _correlation(moving: FrameKey, fixed: FrameKey, matrix: np.ndarray, scale: float) -> float:
     """ECC's correlation coefficient of ``moving`` warped by ``matrix`` onto ``fixed``, at ``scale``."""
-    greys = [key.grey if scale == 1.0 else cv2.resize(key.grey, None, fx=scale, fy=scale,
-                                                      interpolation=cv2.INTER_AREA) for key in (fixed, moving)]
-    to_fine = geometry.resize_matrix(moving.factor * scale)
+    greys, to_fine = _greys(moving, fixed, scale)
     warp = (to_fine @ matrix @ np.linalg.inv(to_fine))[:2]
     height, width = greys[0].shape
     return float(cv2.computeECC(greys[0], cv2.warpAffine(greys[1], warp, (width, height), flags=cv2.INTER_LINEAR)))
+
+
+def _greys(moving: FrameKey, fixed: FrameKey, scale: float) -> tuple[list[np.ndarray], np.ndarray]:
+    """[fixed's, moving's] grey images resized by ``scale``, and the (3, 3) map from full-resolution
+    pixels to theirs."""
+    greys = [key.grey if scale == 1.0 else cv2.resize(key.grey, None, fx=scale, fy=scale,
+                                                      interpolation=cv2.INTER_AREA) for key in (fixed, moving)]
+    return greys, geometry.resize_matrix(moving.factor * scale)
