@@ -61,11 +61,11 @@ def run_worker(address: str, ca: str | None, cert: str | None, insecure: bool, n
     command = worker_command(address, ca, cert, insecure, name, threads)
     environment = {**os.environ, PATH_MAP_ENV: ";".join(f"{a}={b}" for a, b in pairs),
                    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}  # it samples the stack every 10 ms
-    stopping = []
+    stopping, child = [], None
 
     def stop(signum, frame):
         stopping.append(signum)
-        if child.poll() is None:
+        if child is not None and child.poll() is None:
             child.send_signal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
