@@ -7,7 +7,10 @@ occlusion). The "strands" scene is layered, the way halos arise in real brackets
 ring prongs, hairs, wires) near the lens over a bright, plain far background. Each surface is blurred
 by a disc (the lens aperture) whose radius grows with |depth - focus depth|, and the surfaces are composited
 far to near with premultiplied "over" (Porter & Duff 1984), so a blurred strand spreads a dark skirt over
-the background and a sharp one hides the blurred background behind it.
+the background and a sharp one hides the blurred background behind it. The "ledges" scene is the steps
+scene layered the same way: each band an opaque surface that continues behind the nearer ones, so that at
+every step the near edge's blur spreads over the far band, as at a real step, and no frame shows the far
+band sharp right up to the edge.
 
 Frame k is focused at depth k / (N - 1). It is then moved as real brackets move (magnification change from
 focus breathing, shake, rotation), its exposure flickers, an optional colour cast that depends on the focus
@@ -27,7 +30,7 @@ import skimage.data
 from engine import geometry
 from engine.exposure import GAMMA
 
-SCENES = ("tilted", "sphere", "steps", "strands")
+SCENES = ("tilted", "sphere", "steps", "strands", "ledges")
 STRANDS = 14  # strands in the "strands" scene
 
 
@@ -178,6 +181,19 @@ def strand_surfaces(width: int, height: int, seed: int = 0) -> tuple[np.ndarray,
     return background, surfaces
 
 
+def ledge_surfaces(width: int, height: int, seed: int = 0) -> tuple[np.ndarray, list[Surface]]:
+    """The "ledges" scene: the steps scene's four bands as opaque surfaces. The farthest band is the
+    background (linear (H, W, 3) float32, depth 1); each nearer band is a surface that also covers the bands
+    nearer than it (it continues behind them), farthest first. All show the same textured photograph."""
+    linear = (scene_image(width, height, seed) ** GAMMA).astype(np.float32)
+    depth = depth_map("steps", width, height)
+    surfaces = []
+    for level in sorted(set(np.unique(depth).tolist()) - {1.0}, reverse=True):
+        alpha = (depth <= level).astype(np.float32)
+        surfaces.append(Surface((0, 0, width, height), linear * alpha[..., None], alpha, float(level)))
+    return linear, surfaces
+
+
 def disc_kernel(radius: float) -> np.ndarray | None:
     """A lens aperture's blur: an anti-aliased disc of ``radius`` px, summing to 1 ((2n+1, 2n+1) float32),
     or None below half a pixel."""
@@ -205,7 +221,7 @@ def composite_layers(background: np.ndarray, surfaces: list[Surface], radius_of:
         rgba[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0, :3] = surface.colour
         rgba[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0, 3] = surface.alpha
         if kernel is not None:
-            rgba = cv2.filter2D(rgba, -1, kernel, borderType=cv2.BORDER_CONSTANT)
+            rgba = cv2.filter2D(rgba, -1, kernel, borderType=cv2.BORDER_REFLECT101)  # a ledge goes on past the frame
         below = out[by0:by1, bx0:bx1]
         below *= 1.0 - rgba[..., 3:]
         below += rgba[..., :3]
@@ -240,8 +256,9 @@ def render_bracket(spec: BracketSpec) -> tuple[Truth, Iterator[np.ndarray]]:
     if spec.scene not in SCENES:
         raise ValueError(f"unknown scene {spec.scene!r}; choose one of {', '.join(SCENES)}")
     rng = np.random.default_rng(spec.seed)
-    if spec.scene == "strands":
-        background, surfaces = strand_surfaces(spec.width, spec.height, spec.seed)
+    if spec.scene in ("strands", "ledges"):
+        layered = strand_surfaces if spec.scene == "strands" else ledge_surfaces
+        background, surfaces = layered(spec.width, spec.height, spec.seed)
         image = composite_layers(background, surfaces, lambda depth: 0.0) ** (1.0 / GAMMA)
         depth = np.ones((spec.height, spec.width), np.float32)
         for s in surfaces:  # far to near: the nearest surface that covers a pixel is its depth
@@ -304,6 +321,7 @@ def _camera(spec: BracketSpec, truth: Truth, linear: Iterator[np.ndarray],
     for k, frame in enumerate(linear):
         if field is not None:
             frame *= 1.0 + (spec.cast * (k - ref) / max(ref, spec.frames - 1 - ref)) * field
+        np.maximum(frame, 0.0, out=frame)  # compositing can leave -1e-16 where a surface is black: no NaN
         frame **= 1.0 / GAMMA
         frame = cv2.warpAffine(frame, truth.transforms[k][:2], (spec.width, spec.height),
                                flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)

@@ -49,11 +49,16 @@ def parallel_lines(result: np.ndarray, truth: np.ndarray, near: np.ndarray, inne
     return float(np.sqrt(np.mean(band[ring] ** 2)))
 
 
-def step_band_gap(result: np.ndarray, truth: np.ndarray, depth: np.ndarray, width: float = 12.0) -> float:
-    """How much worse, dB of PSNR, the band within ``width`` px of a depth step is than the rest of the
-    image. depth: (H, W) true depth; a step is a jump of more than 0.1 between neighbouring pixels."""
+def step_edges(depth: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels where the true depth jumps by more than 0.1 from the neighbour before them."""
     jump = np.zeros(depth.shape, bool)
     jump[:, 1:] |= np.abs(np.diff(depth, axis=1)) > 0.1
     jump[1:, :] |= np.abs(np.diff(depth, axis=0)) > 0.1
-    band = distance_from(jump) <= width
+    return jump
+
+
+def step_band_gap(result: np.ndarray, truth: np.ndarray, depth: np.ndarray, width: float = 12.0) -> float:
+    """How much worse, dB of PSNR, the band within ``width`` px of a depth step is than the rest of the
+    image. depth: (H, W) true depth; a step is a jump of more than 0.1 between neighbouring pixels."""
+    band = distance_from(step_edges(depth)) <= width
     return psnr(result[~band], truth[~band]) - psnr(result[band], truth[band])

@@ -37,3 +37,34 @@ def test_depth_maps_span_the_bracket(scene):
 def test_unknown_scene_is_refused():
     with pytest.raises(ValueError, match="unknown scene"):
         depth_map("cube", 10, 10)
+
+
+def test_ledges_occlude_at_every_step():
+    """In the frame focused on the far band, the near band's blur spreads over the far band beside the
+    step; in the frame focused on the near band, the far band there is blurred but clean of the near band."""
+    spec = BracketSpec(width=400, height=120, frames=5, scene="ledges", shake=0, rotation=0, breathing=0,
+                       flicker=0, noise=0, bit_depth=16, seed=4)
+    truth, frames = render_bracket(spec)
+    frames = [f.astype(np.float32) / 65535 for f in frames]
+    assert np.array_equal(np.unique(truth.depth), np.array([0.0, 0.33, 0.67, 1.0], np.float32))
+    step = 200  # columns 100-199 are at depth 1 (the last frame's focus), 200-299 at depth 0 (the first's)
+    assert truth.depth[60, step - 1] == 1.0 and truth.depth[60, step] == 0.0
+    beside = (slice(20, 100), slice(step - 6, step - 1))  # the far band, 1-5 px from the step
+    far_inside = (slice(20, 100), slice(120, 180))
+    error = [float(np.abs(f[beside] - truth.image[beside]).mean()) for f in frames]
+    assert np.abs(frames[-1][far_inside] - truth.image[far_inside]).mean() < 0.002  # sharp away from the step
+    assert error[-1] > 0.02  # the near band's skirt
+    sharp_near = (slice(20, 100), slice(step + 2, step + 40))
+    assert np.abs(frames[0][sharp_near] - truth.image[sharp_near]).mean() < 0.002
+
+
+def test_black_surfaces_render_without_nan():
+    """Compositing leaves values of -1e-16 where a surface is black; the camera must not turn them into NaN,
+    which its resampling spreads as 0 over its kernel's reach."""
+    spec = BracketSpec(width=400, height=120, frames=3, scene="ledges", shake=0, rotation=0, breathing=0,
+                       flicker=0, noise=0, bit_depth=16, seed=5)
+    truth, frames = render_bracket(spec)
+    far = (slice(10, 110), slice(115, 180))  # the band at depth 1, sharp in the last frame, beyond the skirts
+    assert (truth.image[far] == 0).any()  # the photograph's blue is clipped to black in places
+    last = list(frames)[-1].astype(np.float32) / 65535
+    assert np.abs(last[far] - truth.image[far]).max() < 0.01  # without the fix: 0.15
