@@ -10,6 +10,9 @@ import cv2
 import numpy as np
 
 from bridge.demo import psnr
+from engine.frames import read_frame
+from engine.pipeline import StackResult
+from engine.warp import warp_to_reference
 
 LOWPASS_SIGMA = 4.0
 
@@ -62,3 +65,21 @@ def step_band_gap(result: np.ndarray, truth: np.ndarray, depth: np.ndarray, widt
     image. depth: (H, W) true depth; a step is a jump of more than 0.1 between neighbouring pixels."""
     band = distance_from(step_edges(depth)) <= width
     return psnr(result[~band], truth[~band]) - psnr(result[band], truth[band])
+
+
+def best_frame_oracle(result: StackResult, truth: np.ndarray) -> np.ndarray:
+    """The best-frame oracle, (h, w, 3) float32: each pixel from the aligned frame closest to ``truth`` there
+    ((h, w, 3) on the result's grid). No stacker can know it; beside an occluding edge it is the floor."""
+    alignment = result.alignment
+    best, oracle = None, None
+    for k, info in enumerate(alignment.frames):
+        frame = warp_to_reference(read_frame(info), alignment.to_ref[k], alignment.box, alignment.gains[k],
+                                  info.full_scale, alignment.shading[k])
+        error = ((frame - truth) ** 2).sum(axis=2)
+        if best is None:
+            best, oracle = error, frame
+            continue
+        closer = error < best
+        best[closer] = error[closer]
+        oracle[closer] = frame[closer]
+    return oracle

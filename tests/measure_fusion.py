@@ -22,11 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from bridge.demo import psnr, to_unit  # noqa: E402
 from bridge.samples import write_bracket  # noqa: E402
-from engine.frames import read_frame  # noqa: E402
-from engine.pipeline import StackOptions, StackResult, stack  # noqa: E402
+from engine.pipeline import StackOptions, stack  # noqa: E402
 from engine.synthetic import BracketSpec  # noqa: E402
-from engine.warp import warp_to_reference  # noqa: E402
-from halo import distance_from, parallel_lines, ring_errors, step_band_gap, step_edges  # noqa: E402
+from halo import best_frame_oracle, distance_from, parallel_lines, ring_errors, step_band_gap, step_edges  # noqa: E402
 
 BRACKETS = {
     "strands": BracketSpec(scene="strands", frames=9, seed=21),
@@ -61,23 +59,6 @@ def measure(name: str, spec: BracketSpec, folder: Path, options: StackOptions) -
         row["band"] = psnr(image[band], true_image[band])
         row["oracle band"] = psnr(best_frame_oracle(result, true_image)[band], true_image[band])
     return row
-
-
-def best_frame_oracle(result: StackResult, truth: np.ndarray) -> np.ndarray:
-    """(h, w, 3) float32: each pixel from the aligned frame closest to ``truth`` there."""
-    alignment = result.alignment
-    best, oracle = None, None
-    for k, info in enumerate(alignment.frames):
-        frame = warp_to_reference(read_frame(info), alignment.to_ref[k], alignment.box, alignment.gains[k],
-                                  info.full_scale, alignment.shading[k])
-        error = ((frame - truth) ** 2).sum(axis=2)
-        if best is None:
-            best, oracle = error, frame
-            continue
-        closer = error < best
-        best[closer] = error[closer]
-        oracle[closer] = frame[closer]
-    return oracle
 
 
 def main() -> None:

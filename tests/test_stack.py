@@ -18,9 +18,9 @@ from bridge.samples import write_bracket
 from conftest import STANDARD, focusdrop, psnr, to_unit
 from engine import geometry
 from engine.frames import probe_frame
-from engine.pipeline import StackOptions, align_frames
+from engine.pipeline import StackOptions, align_frames, stack
 from engine.synthetic import BracketSpec
-from halo import parallel_lines, ring_errors, step_band_gap
+from halo import best_frame_oracle, distance_from, parallel_lines, ring_errors, step_band_gap, step_edges
 
 DEPTHMAP_DB = 35.6
 PYRAMID_DB = 34.7
@@ -250,3 +250,22 @@ def test_band_around_depth_steps_is_close_to_the_rest(tmp_path, standard_bracket
     truth = standard_bracket.truth
     gap = step_band_gap(to_unit(tifffile.imread(output)), truth.image[y0:y1, x0:x1], truth.depth[y0:y1, x0:x1])
     assert gap < 2.1, gap  # dB below the rest; measured 1.76 (2.95 in the last release)
+
+
+def test_band_beside_occluding_ledges_is_close_to_the_best_frame_oracle(tmp_path):
+    """Where a near ledge occludes a far one, every frame that has the far band sharp beside the step also
+    has the near edge's blur over it, so the band is some 10 dB worse than the rest for any stacker. The
+    measure is the best-frame oracle (each pixel from the frame closest to the truth), which nobody can
+    know: the band must stay near it, and the rest closer."""
+    spec = BracketSpec(width=900, height=600, scene="ledges", frames=11, bit_depth=8, shake=8.0, rotation=0.5,
+                       flicker=0.05, noise=0.006, seed=7)
+    truth, paths = write_bracket(spec, tmp_path)
+    result = stack(paths)
+    x0, y0, x1, y1 = result.alignment.box
+    true_image = truth.image[y0:y1, x0:x1]
+    band = distance_from(step_edges(truth.depth[y0:y1, x0:x1])) <= 12.0
+    fused, oracle = to_unit(result.image), best_frame_oracle(result, true_image)
+    # measured on seeds 5, 7, 9: the band 1.44-1.58 dB below the oracle's, the rest 0.17-0.18 dB below it
+    # (enfuse, given the same aligned frames of a 1200x800 ledges bracket: 1.0 and 1.4 dB)
+    assert psnr(oracle[band], true_image[band]) - psnr(fused[band], true_image[band]) < 2.0
+    assert psnr(oracle[~band], true_image[~band]) - psnr(fused[~band], true_image[~band]) < 0.5
