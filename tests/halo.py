@@ -69,7 +69,8 @@ def step_band_gap(result: np.ndarray, truth: np.ndarray, depth: np.ndarray, widt
 
 def best_frame_oracle(result: StackResult, truth: np.ndarray) -> np.ndarray:
     """The best-frame oracle, (h, w, 3) float32: each pixel from the aligned frame closest to ``truth`` there
-    ((h, w, 3) on the result's grid). No stacker can know it; beside an occluding edge it is the floor."""
+    (truth: (h, w, 3) float32 in [0, 1] on the result's grid). No stacker can know it; beside an occluding
+    edge it is the floor."""
     alignment = result.alignment
     best, oracle = None, None
     for k, info in enumerate(alignment.frames):
