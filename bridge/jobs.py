@@ -36,7 +36,7 @@ from bridge.cluster.runner import ClusterUnavailable
 from bridge.config import WatchConfig, parse_white_balance
 from bridge.inbox import ReadyStack
 from bridge.journal import Job, Journal
-from bridge.stacking import report, stack_to_file
+from bridge.stacking import stack_record
 from engine.frames import FrameError, probe_frame
 from engine.pipeline import METHODS, StackOptions
 from engine.psd import incomplete as psd_incomplete
@@ -167,11 +167,8 @@ class LocalRunner:
         pass
 
     def run(self, job: Job, options: StackOptions, remember: Callable[[str], None]) -> dict:
-        """Stack ``job``; returns {"written": paths, "report": bridge.stacking.report, "worker": "local"}."""
-        result, written = stack_to_file([job.folder / f for f in job.frames], [Path(o) for o in job.outputs],
-                                        options, overwrite=True)
-        data = report(result, written)
-        return {"written": [str(p) for p in written], "report": data, "worker": "local"}
+        """Stack ``job`` here; returns bridge.stacking.stack_record's record."""
+        return stack_record([job.folder / f for f in job.frames], [Path(o) for o in job.outputs], options, "local")
 
 
 def run_job(ws: Workspace, job: Job, config: WatchConfig, runner) -> Job:

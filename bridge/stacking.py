@@ -184,3 +184,12 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
     print(f"focusdrop: wrote {', '.join(map(str, written))} ({w}x{h}, {result.image.dtype.itemsize * 8}-bit) "
           f"from {len(result.alignment.frames)} frames in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return result, written
+
+
+def stack_record(paths: list[Path], outputs: list[Path], options: StackOptions, worker: str) -> dict:
+    """A hot-folder job's stack: ``stack_to_file`` with ``overwrite``, reduced to what the service keeps:
+    {"written": the paths written, "report": ``report``, "worker": ``worker``}. The result's pixels are
+    released before returning (a cluster task sends only this record back)."""
+    result, written = stack_to_file(paths, outputs, options, overwrite=True)
+    data = report(result, written)
+    return {"written": data["outputs"], "report": data, "worker": worker}

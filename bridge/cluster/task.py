@@ -14,7 +14,7 @@ import os
 import socket
 from pathlib import Path
 
-from bridge.stacking import report, stack_to_file
+from bridge.stacking import stack_record
 from engine.pipeline import StackOptions
 
 PATH_MAP_ENV = "FOCUSDROP_PATH_MAP"
@@ -62,8 +62,6 @@ def stack_task(frames: list[str], outputs: list[str], options: StackOptions) -> 
         if not path.exists():
             raise FileNotFoundError(f"worker {worker_name()} cannot see {path} (is the share mounted there? "
                                     f"focusdrop worker --path-map SERVICE_FOLDER=THIS_MACHINE_FOLDER maps it)")
-    result, written = stack_to_file(here, targets, options, overwrite=True)
-    data = report(result, written)
-    del result
-    data["outputs"] = [map_path(str(p), pairs, reverse=True) for p in written]
-    return {"written": data["outputs"], "report": data, "worker": worker_name()}
+    record = stack_record(here, targets, options, worker_name())
+    record["written"] = record["report"]["outputs"] = [map_path(p, pairs, reverse=True) for p in record["written"]]
+    return record
