@@ -96,15 +96,20 @@ def frame_key(grey: np.ndarray, full_size: tuple[int, int] | None = None) -> Fra
         keypoints, descriptors = sift.detectAndCompute(small8, None)
         if len(keypoints) >= MAX_KEYPOINTS // 4:
             break
-    if descriptors is None:
-        points, descriptors = np.zeros((0, 2), np.float32), np.zeros((0, 128), np.float32)
-    else:
-        strongest = np.argsort([-kp.response for kp in keypoints], kind="stable")
-        keypoints, descriptors = [keypoints[k] for k in strongest], descriptors[strongest]
-        small_points = np.array([kp.pt for kp in keypoints], dtype=np.float64)
-        points = geometry.apply(np.linalg.inv(geometry.resize_matrix(factor * scale)), small_points)
+    points, descriptors = _strongest_first(keypoints, descriptors)
+    points = geometry.apply(np.linalg.inv(geometry.resize_matrix(factor * scale)), points)
     size = full_size or (grey.shape[1], grey.shape[0])
     return FrameKey(points.astype(np.float32), descriptors, fine ** GAMMA, fine_factor * scale, size)
+
+
+def _strongest_first(keypoints: tuple, descriptors: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """A detector's keypoints as (K, 2) float64 positions and (K, 128) float32 descriptors, strongest
+    first; K may be 0 (OpenCV 4 then gives None for the descriptors, OpenCV 5 an empty array)."""
+    if not keypoints:
+        return np.zeros((0, 2)), np.zeros((0, 128), np.float32)
+    strongest = np.argsort([-kp.response for kp in keypoints], kind="stable")
+    points = np.array([keypoints[k].pt for k in strongest], dtype=np.float64).reshape(-1, 2)
+    return points, np.asarray(descriptors, np.float32)[strongest]
 
 
 def register_pair(moving: FrameKey, fixed: FrameKey, ecc_scale: float = 1.0) -> tuple[np.ndarray, int]:

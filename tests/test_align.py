@@ -99,3 +99,14 @@ def test_the_microscope_bracket_closes_its_loops(tmp_path):
     assert set(data["skipped"]) == uncertain - {data["reference"]}
     assert all(f["loop_px"] is None or f["loop_px"] <= 1.5 or f["file"] == data["reference"]
                for f in data["frames"])
+
+
+@pytest.mark.parametrize("pixels", [np.full((600, 800), 0.4, np.float32), np.zeros((1, 1), np.float32)])
+def test_a_frame_without_keypoints_has_an_empty_key(pixels):
+    """Blank or tiny frames give no keypoints; the key still has its (0, 2) and (0, 128) shapes, whatever
+    the detector returns for no keypoints (OpenCV 4: None, OpenCV 5: an empty array)."""
+    from engine.align import AlignmentError, featureless, frame_key, match_features
+    key = frame_key(pixels)
+    assert key.points.shape == (0, 2) and key.descriptors.shape == (0, 128) and featureless(key)
+    with pytest.raises(AlignmentError, match="only 0 features"):
+        match_features(key, key)
