@@ -2,13 +2,14 @@
 
 The file type is told by the first bytes, not the extension. ``probe_frame`` reads only the header, so a
 whole stack is checked for size, channel and depth mismatches before any pixel work starts. It also checks
-that the file is complete (a TIFF's strips or tiles all lie within the file, a JPEG ends with its
-end-of-image marker, a PNG with its IEND chunk: an export still being written, or cut short, is caught
+that the file is complete (a TIFF's strips or tiles all lie within the file, a JPEG's main image reaches
+its end-of-image marker, a PNG ends with its IEND chunk: an export still being written, or cut short, is caught
 before it is decoded) and that its pixel count is under a cap before anything is allocated. Every problem
 is raised as ``FrameError`` with the file name and one line a photographer can act on.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import re
 from dataclasses import dataclass
@@ -174,11 +175,43 @@ def _incomplete(info: FrameInfo, data_end: int | None) -> str:
     if info.kind == "tiff":
         return f"its image data runs to byte {data_end}, the file has {size}" if data_end > size else ""
     with open(path, "rb") as f:
+        if info.kind == "jpeg":
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                return "" if jpeg_end(data) is not None else "no JPEG end-of-image marker after the image data"
         f.seek(max(0, size - 4096))
         tail = f.read()
-    if info.kind == "jpeg":
-        return "" if tail.rstrip(b"\0").endswith(b"\xff\xd9") else "no JPEG end-of-image marker"
     return "" if tail.endswith(PNG_END) else "no PNG IEND chunk"
+
+
+_ENTROPY_END = re.compile(rb"\xff(?=[^\x00\xd0-\xd7\xff])")  # FF00 is a stuffed byte, FFD0-D7 a restart
+
+
+def jpeg_end(data: bytes | mmap.mmap) -> int | None:
+    """Where a JPEG's main image ends: the offset just past the end-of-image marker that follows its
+    entropy-coded data, found by walking its segments (ITU T.81, B.1); None if the data stops before it.
+    Segments are skipped by their length, so a thumbnail's marker inside the EXIF block does not count,
+    and bytes after the image (a phone's trailer, an MPF second image, a motion photo's video) are allowed."""
+    pos = 2  # past SOI
+    while True:
+        pos = data.find(b"\xff", pos)  # libjpeg, too, skips stray bytes before a marker
+        while 0 <= pos < len(data) - 1 and data[pos + 1] == 0xFF:  # fill bytes
+            pos += 1
+        if pos < 0 or pos + 2 > len(data):
+            return None
+        marker = data[pos + 1]
+        if marker == 0xD9:
+            return pos + 2
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # no length field
+            pos += 2
+            continue
+        if pos + 4 > len(data):
+            return None
+        pos += 2 + int.from_bytes(data[pos + 2:pos + 4], "big")
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
+            found = _ENTROPY_END.search(data, min(pos, len(data)))
+            if found is None:
+                return None
+            pos = found.start()
 
 
 def _png_bit_depth(path: Path) -> int:

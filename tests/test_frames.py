@@ -202,3 +202,45 @@ def test_fuzzed_frames_give_a_frame_error_or_an_image(tmp_path):
             assert pixels.shape == info.shape and pixels.dtype == info.dtype
             outcomes["decoded"] += 1
     assert outcomes["refused"] >= 100, outcomes
+
+
+BIG8 = cv2.resize(SMOOTH8, (400, 300)) ^ (RNG.random((300, 400, 1)) * 16).astype(np.uint8)  # some texture
+
+
+def _jpeg_with_thumbnail(tmp_path, progressive=False) -> bytes:
+    """A JPEG whose EXIF block (APP1) holds a whole thumbnail JPEG, end-of-image marker included."""
+    Image.fromarray(SMOOTH8[:8, :8]).save(tmp_path / "thumb.jpg")
+    Image.fromarray(BIG8).save(tmp_path / "main.jpg", quality=90, progressive=progressive)
+    thumb, main = (tmp_path / "thumb.jpg").read_bytes(), (tmp_path / "main.jpg").read_bytes()
+    app1 = b"Exif\0\0" + thumb
+    return main[:2] + b"\xff\xe1" + struct.pack(">H", len(app1) + 2) + app1 + main[2:]
+
+
+TRAILERS = {  # what phones append after the main image's end-of-image marker
+    "samsung_98_bytes": b"\0\0SEFH" + bytes(range(88)) + b"SEFT",
+    "mpf_second_image": None,  # a second JPEG (multi-picture format, Ultra HDR's gain map)
+    "motion_photo_mp4": struct.pack(">I", 24) + b"ftypmp42" + b"\0" * 12 + struct.pack(">I", 16) + b"mdat" + b"\1" * 8,
+}
+
+
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+@pytest.mark.parametrize("trailer", TRAILERS)
+def test_a_jpeg_with_bytes_after_its_image_is_whole(tmp_path, trailer, progressive):
+    jpeg = _jpeg_with_thumbnail(tmp_path, progressive)
+    extra = TRAILERS[trailer] if TRAILERS[trailer] is not None else (tmp_path / "thumb.jpg").read_bytes()
+    path = _damaged(tmp_path, "phone.jpg", jpeg + extra)
+    assert frames.jpeg_end(path.read_bytes()) == len(jpeg)
+    pixels = read_frame(probe_frame(path))
+    assert pixels.shape == (300, 400, 3) and np.abs(pixels.astype(int) - BIG8).mean() < 6
+
+
+@pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
+@pytest.mark.parametrize("keep", [0.3, 0.7, -2])
+def test_a_jpeg_cut_inside_its_image_data_is_incomplete(tmp_path, keep, progressive):
+    """Cut anywhere in the scan data (or just before the last marker), even with the thumbnail's
+    end-of-image marker earlier in the file and a trailer-like tail, the file waits."""
+    jpeg = _jpeg_with_thumbnail(tmp_path, progressive)
+    cut = jpeg[: int(len(jpeg) * keep) if keep > 0 else keep]
+    assert frames.jpeg_end(cut) is None
+    with pytest.raises(frames.IncompleteFrame, match="no JPEG end-of-image marker"):
+        probe_frame(_damaged(tmp_path, "cut.jpg", cut))
