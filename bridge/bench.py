@@ -19,9 +19,9 @@ import numpy as np
 import tifffile
 from psd_tools import PSDImage
 
-from bridge.demo import psnr, to_unit
-from bridge.samples import srgb_profile, write_bracket, write_dng_bracket
-from engine.synthetic import BracketSpec
+from focusdrop.bridge.demo import psnr, to_unit
+from focusdrop.bridge.samples import srgb_profile, write_bracket, write_dng_bracket
+from focusdrop.engine.synthetic import BracketSpec
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
               f"{'DNG' if args.raw else f'{spec.bit_depth}-bit'} in {time.perf_counter() - started:.1f} s",
               file=sys.stderr)
         result, report = folder / f"result.{args.format}", folder / "report.json"
-        command = [sys.executable, "-m", "bridge.cli", "stack", str(bracket), "-o", str(result),
+        command = [sys.executable, "-m", "focusdrop.bridge.cli", "stack", str(bracket), "-o", str(result),
                    "--method", args.method, "--timings", "--overwrite", "--report", str(report)]
         started = time.perf_counter()
         subprocess.run(command, check=True)

@@ -7,17 +7,17 @@ import logging
 import sys
 from pathlib import Path
 
-from bridge import bench, demo
-from bridge.config import FORMATS, default_config_path, load_config, parse_white_balance
-from bridge.journal import Journal
-from bridge.service import Service
-from bridge.cluster.commands import add_commands as add_cluster_commands
-from bridge.install.commands import add_commands as add_install_commands
-from bridge.jobs import LOG_NAME
-from bridge.status import status_data, status_text
-from bridge.stacking import stack_to_file
-from engine.frames import FrameError, list_frames, natural_key
-from engine.pipeline import METHODS, StackOptions
+from focusdrop.bridge import bench, demo
+from focusdrop.bridge.config import FORMATS, default_config_path, load_config, parse_white_balance
+from focusdrop.bridge.journal import Journal
+from focusdrop.bridge.service import Service
+from focusdrop.bridge.cluster.commands import add_commands as add_cluster_commands
+from focusdrop.bridge.install.commands import add_commands as add_install_commands
+from focusdrop.bridge.jobs import LOG_NAME
+from focusdrop.bridge.status import status_data, status_text
+from focusdrop.bridge.stacking import stack_to_file
+from focusdrop.engine.frames import FrameError, list_frames, natural_key
+from focusdrop.engine.pipeline import METHODS, StackOptions
 
 log = logging.getLogger("focusdrop")
 

@@ -27,7 +27,7 @@ import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from engine.raw import WhiteBalance
+from focusdrop.engine.raw import WhiteBalance
 
 FORMATS = ("psd", "tif", "both")
 

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from psd_tools import PSDImage
 
-from bridge.config import WatchConfig
-from bridge.samples import srgb_profile, write_bracket
-from bridge.service import Service
-from engine.synthetic import BracketSpec
+from focusdrop.bridge.config import WatchConfig
+from focusdrop.bridge.samples import srgb_profile, write_bracket
+from focusdrop.bridge.service import Service
+from focusdrop.engine.synthetic import BracketSpec
 
 DEMO_SPEC = BracketSpec(width=1600, height=1067, frames=12, scene="sphere", bit_depth=16)
 DEMO_QUIET = 3.0  # seconds; the service's default is 10

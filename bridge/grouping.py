@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.frames import natural_key
+from focusdrop.engine.frames import natural_key
 
 
 @dataclass(frozen=True)

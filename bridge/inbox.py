@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bridge.grouping import LooseFrame, split_bursts
-from engine.frames import IMAGE_SUFFIXES, FrameError, IncompleteFrame, capture_time, list_frames, probe_frame
+from focusdrop.bridge.grouping import LooseFrame, split_bursts
+from focusdrop.engine.frames import IMAGE_SUFFIXES, FrameError, IncompleteFrame, capture_time, list_frames, probe_frame
 
 log = logging.getLogger("focusdrop")
 

@@ -32,15 +32,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from bridge.cluster.runner import ClusterUnavailable
-from bridge.config import WatchConfig, parse_white_balance
-from bridge.inbox import ReadyStack
-from bridge.journal import Job, Journal
-from bridge.stacking import stack_record
-from engine.frames import FrameError, probe_frame
-from engine.pipeline import METHODS, StackOptions
-from engine.psd import incomplete as psd_incomplete
-from engine.save import sync_folder, write_durably
+from focusdrop.bridge.cluster.runner import ClusterUnavailable
+from focusdrop.bridge.config import WatchConfig, parse_white_balance
+from focusdrop.bridge.inbox import ReadyStack
+from focusdrop.bridge.journal import Job, Journal
+from focusdrop.bridge.stacking import stack_record
+from focusdrop.engine.frames import FrameError, probe_frame
+from focusdrop.engine.pipeline import METHODS, StackOptions
+from focusdrop.engine.psd import incomplete as psd_incomplete
+from focusdrop.engine.save import sync_folder, write_durably
 
 log = logging.getLogger("focusdrop")
 

@@ -7,8 +7,8 @@ import numpy as np
 import tifffile
 from PIL import ImageCms
 
-from engine.exposure import GAMMA
-from engine.synthetic import BracketSpec, Truth, render_bracket
+from focusdrop.engine.exposure import GAMMA
+from focusdrop.engine.synthetic import BracketSpec, Truth, render_bracket
 
 RAW_WHITE = 16383  # a 14-bit camera
 XYZ_TO_LINEAR_SRGB = np.array([[3.2406, -1.5372, -0.4986], [-0.9689, 1.8758, 0.0415], [0.0557, -0.2040, 1.0570]])

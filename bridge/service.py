@@ -24,11 +24,11 @@ from watchdog.events import DirMovedEvent, FileSystemEvent, FileSystemEventHandl
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from bridge.cluster.runner import ClusterRunner, needs_cluster_extra, security
-from bridge.config import WatchConfig
-from bridge.inbox import PARTIAL, Inbox
-from bridge.jobs import LocalRunner, Workspace, claim, recover, run_job
-from bridge.journal import Job
+from focusdrop.bridge.cluster.runner import ClusterRunner, needs_cluster_extra, security
+from focusdrop.bridge.config import WatchConfig
+from focusdrop.bridge.inbox import PARTIAL, Inbox
+from focusdrop.bridge.jobs import LocalRunner, Workspace, claim, recover, run_job
+from focusdrop.bridge.journal import Job
 
 log = logging.getLogger("focusdrop")
 MAX_THREADS = 64  # with a cluster: stacks waited on at once (the cluster's capacity sets how many run)

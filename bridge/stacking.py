@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bridge.progress import ProgressBar
-from engine.frames import FrameInfo
-from engine.masks import region_masks
-from engine.pipeline import StackOptions, StackResult, stack
-from engine.psd import LayeredDocument
-from engine.save import FLAT_SUFFIXES, to_integer, write_durably, write_image
-from engine.xmp import capture_properties, result_xmp
+from focusdrop.bridge.progress import ProgressBar
+from focusdrop.engine.frames import FrameInfo
+from focusdrop.engine.masks import region_masks
+from focusdrop.engine.pipeline import StackOptions, StackResult, stack
+from focusdrop.engine.psd import LayeredDocument
+from focusdrop.engine.save import FLAT_SUFFIXES, to_integer, write_durably, write_image
+from focusdrop.engine.xmp import capture_properties, result_xmp
 
 log = logging.getLogger("focusdrop")
 

@@ -6,9 +6,9 @@ import os
 import time
 from pathlib import Path
 
-from bridge.inbox import PARTIAL, RESERVED, is_frame_name
-from bridge.journal import STATES, Job, Journal
-from engine.frames import FrameError, probe_frame
+from focusdrop.bridge.inbox import PARTIAL, RESERVED, is_frame_name
+from focusdrop.bridge.journal import STATES, Job, Journal
+from focusdrop.engine.frames import FrameError, probe_frame
 
 
 def waiting_files(inbox: Path, quiet: float, ignore: tuple[str, ...] = ()) -> list[dict]:

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine import geometry
-from engine.exposure import GAMMA
+from focusdrop.engine import geometry
+from focusdrop.engine.exposure import GAMMA
 
 FEATURE_SIDE = 640       # long side, px, of the image keypoints are found on (SIFT doubles it)
 REFINE_SIDE = 1024       # long side, px, of the image ECC refines on

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from engine import geometry
+from focusdrop.engine import geometry
 
 
 class NoCommonArea(ValueError):

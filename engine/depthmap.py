@@ -34,7 +34,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine.masks import owner_map
+from focusdrop.engine.masks import owner_map
 
 NOISE_PERCENTILE, NOISE_FACTOR, MAX_FLOOR = 10.0, 50.0, 0.05
 CONFIDENCE_SIGMA = 2.0  # px

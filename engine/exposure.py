@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine import geometry
+from focusdrop.engine import geometry
 
 GAMMA = 2.2  # encoded value = linear light ** (1 / GAMMA), near enough for sRGB and camera TIFFs
 THUMB_SIDE = 384

@@ -117,7 +117,7 @@ def probe_frame(path: Path | str) -> FrameInfo:
     """Read a frame's header: size, channels, depth, ICC profile, XMP; check that the file is complete and
     under the pixel cap (MAX_MEGAPIXELS; environment FOCUSDROP_MAX_MEGAPIXELS). Raises FrameError."""
     if Path(path).suffix.lower() in RAW_SUFFIXES:  # many are TIFF inside: told by the extension, not the bytes
-        from engine.raw import probe_raw
+        from focusdrop.engine.raw import probe_raw
         info, data_end = probe_raw(Path(path)), None
     else:
         info, data_end = _probe(Path(path))
@@ -234,7 +234,7 @@ def read_frame(info: FrameInfo, preview: bool = False) -> np.ndarray:
     """
     path, kind = info.path, info.kind
     if kind == "raw":
-        from engine.raw import read_raw
+        from focusdrop.engine.raw import read_raw
         return read_raw(info, half_size=preview)
     try:
         if kind == "tiff":

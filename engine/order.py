@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import geometry
-from engine.align import MIN_INLIERS, AlignmentError, FrameKey, match_features
+from focusdrop.engine import geometry
+from focusdrop.engine.align import MIN_INLIERS, AlignmentError, FrameKey, match_features
 
 GRAPH_KEYPOINTS = 500  # strongest keypoints per frame matched between every pair
 CLEARLY_BETTER = 1.25  # the estimated order replaces the given one only if its neighbours match this much better

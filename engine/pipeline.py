@@ -22,21 +22,21 @@ from typing import Callable, Iterator
 import cv2
 import numpy as np
 
-from engine import geometry
-from engine.align import REFINE_SIDE, AlignmentError, FrameKey, ecc_alone, featureless, frame_key, register_pair
-from engine.crop import NoCommonArea, common_area
-from engine.depthmap import DepthmapFusion
-from engine.exposure import exposure_gains, thumbnail, thumbnail_factor, thumbnail_size
-from engine.focus import focus_measure, luminance, nearby_focus
-from engine.frames import FrameError, FrameInfo, check_stack, probe_frame, read_frame
-from engine.order import (CLEARLY_BETTER, components, focus_order, loop_residuals, pair_matches, path_strength,
+from focusdrop.engine import geometry
+from focusdrop.engine.align import REFINE_SIDE, AlignmentError, FrameKey, ecc_alone, featureless, frame_key, register_pair
+from focusdrop.engine.crop import NoCommonArea, common_area
+from focusdrop.engine.depthmap import DepthmapFusion
+from focusdrop.engine.exposure import exposure_gains, thumbnail, thumbnail_factor, thumbnail_size
+from focusdrop.engine.focus import focus_measure, luminance, nearby_focus
+from focusdrop.engine.frames import FrameError, FrameInfo, check_stack, probe_frame, read_frame
+from focusdrop.engine.order import (CLEARLY_BETTER, components, focus_order, loop_residuals, pair_matches, path_strength,
                           registration_tree)
-from engine.prefetch import ordered_map
-from engine.pyramid import PyramidFusion
-from engine.raw import WhiteBalance, same_settings
-from engine.save import to_integer
-from engine.shading import shading_fields
-from engine.warp import coverage, warp_to_reference
+from focusdrop.engine.prefetch import ordered_map
+from focusdrop.engine.pyramid import PyramidFusion
+from focusdrop.engine.raw import WhiteBalance, same_settings
+from focusdrop.engine.save import to_integer
+from focusdrop.engine.shading import shading_fields
+from focusdrop.engine.warp import coverage, warp_to_reference
 
 log = logging.getLogger("focusdrop")
 

@@ -27,7 +27,7 @@ import imagecodecs
 import numpy as np
 from psd_tools.compression import encode_rle
 
-from engine.save import atomic_path
+from focusdrop.engine.save import atomic_path
 
 PSD_MAX_SIDE = 30_000
 PSB_MAX_SIDE = 300_000

@@ -14,8 +14,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine.exposure import GAMMA
-from engine.focus import luminance
+from focusdrop.engine.exposure import GAMMA
+from focusdrop.engine.focus import luminance
 
 SMALLEST_SIDE = 16
 

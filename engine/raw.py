@@ -20,8 +20,8 @@ import numpy as np
 import rawpy
 import tifffile
 
-from engine.frames import FrameError, FrameInfo, short_reason
-from engine.icc import ADOBE_RGB, ADOBE_RGB_GAMMA
+from focusdrop.engine.frames import FrameError, FrameInfo, short_reason
+from focusdrop.engine.icc import ADOBE_RGB, ADOBE_RGB_GAMMA
 
 
 def probe_raw(path: Path) -> FrameInfo:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine.exposure import CLIP_HIGH, GAMMA, onto_reference
+from focusdrop.engine.exposure import CLIP_HIGH, GAMMA, onto_reference
 
 SIGMA_FRACTION = 1 / 40   # low-pass sigma, as a fraction of the frame's width
 FLAT_STD = 0.01           # encoded values: a 5x5 thumbnail window flatter than this is plain

@@ -27,8 +27,8 @@ import cv2
 import numpy as np
 import skimage.data
 
-from engine import geometry
-from engine.exposure import GAMMA
+from focusdrop.engine import geometry
+from focusdrop.engine.exposure import GAMMA
 
 SCENES = ("tilted", "sphere", "steps", "strands", "ledges")
 STRANDS = 14  # strands in the "strands" scene

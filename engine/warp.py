@@ -11,7 +11,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from engine import geometry
+from focusdrop.engine import geometry
 
 NO_SHADING = 0.001  # a shading field this close to 1 everywhere changes no output level: skip it
 FIELD_ROWS = 256    # rows of the stretched shading field made at a time

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bridge.samples import write_bracket  # noqa: E402
+from focusdrop.bridge.samples import write_bracket  # noqa: E402
 from clusterprocs import cluster  # noqa: E402
-from engine.synthetic import BracketSpec  # noqa: E402
+from focusdrop.engine.synthetic import BracketSpec  # noqa: E402
 from hotfolder import wait_for, watching  # noqa: E402
 
 FINISHED = re.compile(r"finished: \S+ in ([0-9.]+) s")
@@ -56,7 +56,7 @@ def main() -> None:
         bracket = work / "bracket"
         write_bracket(BracketSpec(width=width, height=height, frames=args.frames, scene="sphere"), bracket)
         certs = work / "certs"
-        subprocess.run([sys.executable, "-m", "bridge.cli", "cluster", "certs", str(certs), "scheduler", "w1",
+        subprocess.run([sys.executable, "-m", "focusdrop.bridge.cli", "cluster", "certs", str(certs), "scheduler", "w1",
                         "w2", "service"], check=True, capture_output=True)
         results = {}
         for label, workers in (("local, 1 worker", 1), ("local, 2 workers", 2)):

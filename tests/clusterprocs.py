@@ -56,7 +56,7 @@ class Cluster:
         return (self.root / "scheduler.log").read_text()[self._log_start:]
 
     def start_worker(self, name: str, *options: str) -> None:
-        self.workers[name] = _start([sys.executable, "-m", "bridge.cli", "worker", self.address, "--ca",
+        self.workers[name] = _start([sys.executable, "-m", "focusdrop.bridge.cli", "worker", self.address, "--ca",
                                      str(self.certs / "ca.pem"), "--cert", str(self.certs / f"{name}.pem"),
                                      "--name", name, "--share", str(self.root), *options], self.root / f"{name}.log")
 

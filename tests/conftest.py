@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.demo import psnr, to_unit  # noqa: F401  (the tests' scoring helpers)
-from bridge.samples import srgb_profile, write_bracket
-from engine.synthetic import BracketSpec, Truth
+from focusdrop.bridge.demo import psnr, to_unit  # noqa: F401  (the tests' scoring helpers)
+from focusdrop.bridge.samples import srgb_profile, write_bracket
+from focusdrop.engine.synthetic import BracketSpec, Truth
 
 REAL_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real"
 
@@ -39,4 +39,4 @@ def standard_bracket(tmp_path_factory) -> Bracket:
 
 def focusdrop(*args: str) -> subprocess.CompletedProcess:
     """Run the installed command as a user would; returns the finished process (text output)."""
-    return subprocess.run([sys.executable, "-m", "bridge.cli", *map(str, args)], capture_output=True, text=True)
+    return subprocess.run([sys.executable, "-m", "focusdrop.bridge.cli", *map(str, args)], capture_output=True, text=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from bridge.demo import psnr
-from engine.frames import read_frame
-from engine.pipeline import StackResult
-from engine.warp import warp_to_reference
+from focusdrop.bridge.demo import psnr
+from focusdrop.engine.frames import read_frame
+from focusdrop.engine.pipeline import StackResult
+from focusdrop.engine.warp import warp_to_reference
 
 LOWPASS_SIGMA = 4.0
 

@@ -19,7 +19,7 @@ def watching(root: Path, *options: str, env: dict | None = None, ready: bool = T
     (root / "In").mkdir(exist_ok=True)
     log = root / f"log-{time.monotonic_ns()}.txt"
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-m", "bridge.cli", "watch", str(root / "In"), "--out",
+        process = subprocess.Popen([sys.executable, "-m", "focusdrop.bridge.cli", "watch", str(root / "In"), "--out",
                                     str(root / "Out"), "--quiet", QUIET, *options], stdout=out, stderr=out,
                                    env={**os.environ, **(env or {})})
     try:

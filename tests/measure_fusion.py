@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bridge.demo import psnr, to_unit  # noqa: E402
-from bridge.samples import write_bracket  # noqa: E402
-from engine.pipeline import StackOptions, stack  # noqa: E402
-from engine.synthetic import BracketSpec  # noqa: E402
+from focusdrop.bridge.demo import psnr, to_unit  # noqa: E402
+from focusdrop.bridge.samples import write_bracket  # noqa: E402
+from focusdrop.engine.pipeline import StackOptions, stack  # noqa: E402
+from focusdrop.engine.synthetic import BracketSpec  # noqa: E402
 from halo import best_frame_oracle, distance_from, parallel_lines, ring_errors, step_band_gap, step_edges  # noqa: E402
 
 BRACKETS = {

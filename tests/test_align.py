@@ -6,12 +6,12 @@ import shutil
 import numpy as np
 import pytest
 
-from bridge.samples import write_bracket
+from focusdrop.bridge.samples import write_bracket
 from conftest import REAL_DATA, focusdrop, psnr, to_unit
-from engine import geometry
-from engine.frames import probe_frame, read_frame
-from engine.pipeline import StackOptions, align_frames
-from engine.synthetic import BracketSpec
+from focusdrop.engine import geometry
+from focusdrop.engine.frames import probe_frame, read_frame
+from focusdrop.engine.pipeline import StackOptions, align_frames
+from focusdrop.engine.synthetic import BracketSpec
 
 # Heavy blur (20 px one bracket depth from focus) and 20 px shake: neighbours in file order that are far
 # apart in focus share no keypoints.
@@ -105,7 +105,7 @@ def test_the_microscope_bracket_closes_its_loops(tmp_path):
 def test_a_frame_without_keypoints_has_an_empty_key(pixels):
     """Blank or tiny frames give no keypoints; the key still has its (0, 2) and (0, 128) shapes, whatever
     the detector returns for no keypoints (OpenCV 4: None, OpenCV 5: an empty array)."""
-    from engine.align import AlignmentError, featureless, frame_key, match_features
+    from focusdrop.engine.align import AlignmentError, featureless, frame_key, match_features
     key = frame_key(pixels)
     assert key.points.shape == (0, 2) and key.descriptors.shape == (0, 128) and featureless(key)
     with pytest.raises(AlignmentError, match="only 0 features"):

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from bridge.samples import write_bracket
+from focusdrop.bridge.samples import write_bracket
 from conftest import focusdrop
-from engine.synthetic import BracketSpec
+from focusdrop.engine.synthetic import BracketSpec
 
 
 @pytest.fixture

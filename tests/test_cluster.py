@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from bridge.samples import write_bracket
+from focusdrop.bridge.samples import write_bracket
 from clusterprocs import Cluster, cluster, kill
 from conftest import focusdrop
-from engine.synthetic import BracketSpec
+from focusdrop.engine.synthetic import BracketSpec
 from hotfolder import files, wait_for, watching
 
 pytest.importorskip("distributed")
@@ -188,7 +188,7 @@ def test_without_a_scheduler_stacks_wait_or_run_here(tmp_path, certs, brackets):
 
 
 def test_path_maps_translate_whole_folder_names():
-    from bridge.cluster.task import map_path, parse_path_map
+    from focusdrop.bridge.cluster.task import map_path, parse_path_map
     pairs = parse_path_map("/Volumes/Studio=/mnt/studio;D:\\Shoots=/srv/shoots")
     assert map_path("/Volumes/Studio/In/ring/a.tif", pairs) == "/mnt/studio/In/ring/a.tif"
     assert map_path("/Volumes/Studio2/a.tif", pairs) == "/Volumes/Studio2/a.tif"  # not a folder of it

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.config import load_config
+from focusdrop.bridge.config import load_config
 
 
 def test_file_then_command_line(tmp_path):

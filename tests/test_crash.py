@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.journal import Journal
-from bridge.samples import write_bracket
-from engine.synthetic import BracketSpec
+from focusdrop.bridge.journal import Journal
+from focusdrop.bridge.samples import write_bracket
+from focusdrop.engine.synthetic import BracketSpec
 from hotfolder import files, frame_layers, wait_for, watching
 
 FRAMES = 3

@@ -8,9 +8,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from engine import frames
-from engine.frames import FrameError, check_stack, list_frames, probe_frame, read_frame
-from engine.save import write_image
+from focusdrop.engine import frames
+from focusdrop.engine.frames import FrameError, check_stack, list_frames, probe_frame, read_frame
+from focusdrop.engine.save import write_image
 
 RNG = np.random.default_rng(0)
 RGB16 = (RNG.random((30, 40, 3)) * 65535).astype(np.uint16)

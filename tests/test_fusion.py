@@ -2,11 +2,11 @@
 import cv2
 import numpy as np
 
-from engine.depthmap import DepthmapFusion
-from engine.masks import owner_map, region_masks
-from engine.focus import focus_measure, nearby_focus
-from engine.pyramid import PyramidFusion, collapse, laplacian_pyramid
-from engine.shading import shading_fields
+from focusdrop.engine.depthmap import DepthmapFusion
+from focusdrop.engine.masks import owner_map, region_masks
+from focusdrop.engine.focus import focus_measure, nearby_focus
+from focusdrop.engine.pyramid import PyramidFusion, collapse, laplacian_pyramid
+from focusdrop.engine.shading import shading_fields
 
 
 def _add(fusion, image, focus, k):

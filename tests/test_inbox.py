@@ -7,9 +7,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from bridge.grouping import LooseFrame, split_bursts
-from bridge.inbox import SETTLE, Inbox, read_manifest
-from bridge.jobs import _free_stem, safe_name
+from focusdrop.bridge.grouping import LooseFrame, split_bursts
+from focusdrop.bridge.inbox import SETTLE, Inbox, read_manifest
+from focusdrop.bridge.jobs import _free_stem, safe_name
 
 
 class Clock:

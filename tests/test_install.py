@@ -15,10 +15,10 @@ import pytest
 import tifffile
 from lupa import lua51
 
-from bridge.install import adobe, service
-from bridge.samples import write_bracket
+from focusdrop.bridge.install import adobe, service
+from focusdrop.bridge.samples import write_bracket
 from conftest import focusdrop
-from engine.synthetic import BracketSpec
+from focusdrop.engine.synthetic import BracketSpec
 from hotfolder import files, frame_layers, wait_for, watching
 
 NODE = shutil.which("node")
@@ -135,7 +135,7 @@ def test_service_files_parse_and_run_focusdrop_watch(tmp_path):
     _install(tmp_path / "adobe", "--hot-folder", tmp_path / "In ü", "--out", tmp_path / "Out")
     folder = tmp_path / "adobe" / "service"
     plist = plistlib.loads((folder / f"{service.LABEL}.plist").read_bytes())
-    assert plist["ProgramArguments"][1:] == ["-m", "bridge.cli", "watch", str(tmp_path / "In ü"), "--out",
+    assert plist["ProgramArguments"][1:] == ["-m", "focusdrop.bridge.cli", "watch", str(tmp_path / "In ü"), "--out",
                                              str(tmp_path / "Out")]
     assert plist["RunAtLoad"] is True
     unit = (folder / "focusdrop.service").read_text(encoding="utf-8")

@@ -8,9 +8,9 @@ import pytest
 import tifffile
 from PIL import Image
 
-from bridge.samples import write_bracket
+from focusdrop.bridge.samples import write_bracket
 from conftest import focusdrop
-from engine.synthetic import BracketSpec
+from focusdrop.engine.synthetic import BracketSpec
 
 EXIFTOOL = shutil.which("exiftool")
 

@@ -9,15 +9,15 @@ import pytest
 import tifffile
 from psd_tools import PSDImage
 
-from bridge.samples import write_bracket
-from bridge.stacking import BLEND_LAYER_NAME, DEPTH_LAYER_NAME, PYRAMID_LAYER_NAME
+from focusdrop.bridge.samples import write_bracket
+from focusdrop.bridge.stacking import BLEND_LAYER_NAME, DEPTH_LAYER_NAME, PYRAMID_LAYER_NAME
 from conftest import focusdrop, psnr, to_unit
-from engine.frames import list_frames
-from engine.masks import region_masks
-from engine.pipeline import StackOptions, stack
-from engine.psd import LayeredDocument, needs_psb, zip_with_prediction
-from engine.save import to_integer
-from engine.synthetic import BracketSpec
+from focusdrop.engine.frames import list_frames
+from focusdrop.engine.masks import region_masks
+from focusdrop.engine.pipeline import StackOptions, stack
+from focusdrop.engine.psd import LayeredDocument, needs_psb, zip_with_prediction
+from focusdrop.engine.save import to_integer
+from focusdrop.engine.synthetic import BracketSpec
 from gimp import open_in_gimp
 
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'

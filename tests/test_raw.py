@@ -10,17 +10,17 @@ import tifffile
 from PIL import Image
 from psd_tools import PSDImage
 
-from bridge.config import WatchConfig
-from bridge.jobs import stack_options
-from bridge.journal import Job
-from bridge.samples import write_bracket, write_dng_bracket
+from focusdrop.bridge.config import WatchConfig
+from focusdrop.bridge.jobs import stack_options
+from focusdrop.bridge.journal import Job
+from focusdrop.bridge.samples import write_bracket, write_dng_bracket
 from conftest import focusdrop
-from engine import geometry
-from engine.frames import probe_frame, read_frame
-from engine.icc import ADOBE_RGB, ADOBE_RGB_GAMMA
-from engine.pipeline import StackOptions, align_frames
-from engine.raw import same_settings
-from engine.synthetic import BracketSpec
+from focusdrop.engine import geometry
+from focusdrop.engine.frames import probe_frame, read_frame
+from focusdrop.engine.icc import ADOBE_RGB, ADOBE_RGB_GAMMA
+from focusdrop.engine.pipeline import StackOptions, align_frames
+from focusdrop.engine.raw import same_settings
+from focusdrop.engine.synthetic import BracketSpec
 from hotfolder import files, wait_for, watching
 
 SPEC = BracketSpec(width=600, height=400, frames=5, seed=3)

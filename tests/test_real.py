@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from conftest import REAL_DATA, focusdrop
-from engine.frames import list_frames, probe_frame, read_frame
-from engine.pipeline import StackOptions, stack
-from engine.warp import warp_to_reference
+from focusdrop.engine.frames import list_frames, probe_frame, read_frame
+from focusdrop.engine.pipeline import StackOptions, stack
+from focusdrop.engine.warp import warp_to_reference
 
 BRACKETS = ["cmcguinness_steps", "noahpeeters_dsc", "petteri_pcb_depthmap"]
 

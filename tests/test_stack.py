@@ -14,12 +14,12 @@ import pytest
 import tifffile
 from PIL import Image
 
-from bridge.samples import write_bracket
+from focusdrop.bridge.samples import write_bracket
 from conftest import STANDARD, focusdrop, psnr, to_unit
-from engine import geometry
-from engine.frames import probe_frame
-from engine.pipeline import StackOptions, align_frames, stack
-from engine.synthetic import BracketSpec
+from focusdrop.engine import geometry
+from focusdrop.engine.frames import probe_frame
+from focusdrop.engine.pipeline import StackOptions, align_frames, stack
+from focusdrop.engine.synthetic import BracketSpec
 from halo import best_frame_oracle, distance_from, parallel_lines, ring_errors, step_band_gap, step_edges
 
 DEPTHMAP_DB = 35.6

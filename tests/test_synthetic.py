@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from engine.focus import focus_measure
-from engine.synthetic import BracketSpec, depth_map, render_bracket
+from focusdrop.engine.focus import focus_measure
+from focusdrop.engine.synthetic import BracketSpec, depth_map, render_bracket
 
 SMALL = BracketSpec(width=240, height=160, frames=5, scene="tilted", shake=0, rotation=0, breathing=0,
                     flicker=0, noise=0, bit_depth=16)

@@ -9,9 +9,9 @@ import time
 import pytest
 import tifffile
 
-from bridge.journal import Journal
-from bridge.samples import write_bracket
-from engine.synthetic import BracketSpec
+from focusdrop.bridge.journal import Journal
+from focusdrop.bridge.samples import write_bracket
+from focusdrop.engine.synthetic import BracketSpec
 from gimp import open_in_gimp
 from hotfolder import QUIET, drop, files, frame_layers, wait_for, watching
 
@@ -41,7 +41,7 @@ def test_two_loose_brackets_with_a_capture_gap_become_two_stacks(tmp_path, small
     view = open_in_gimp(tmp_path / "Out" / "b_01.psd", tmp_path / "gimp")
     masked_frames = [name for name, _, has_mask in view.layers if has_mask and "(FocusDrop)" not in name]
     assert masked_frames == [f"b_{k:02d}" for k in range(5, 0, -1)]
-    status = subprocess.run([sys.executable, "-m", "bridge.cli", "status", str(tmp_path / "In")],
+    status = subprocess.run([sys.executable, "-m", "focusdrop.bridge.cli", "status", str(tmp_path / "In")],
                             capture_output=True, text=True)
     assert status.stdout.splitlines()[0] == "waiting: 0  running: 0  done: 2  failed: 0  (last hour: 2 stacks)"
 
@@ -97,7 +97,7 @@ def test_empty_and_cut_off_files_never_block_the_hot_folder(tmp_path, small):
     cut-off one holds the newest bracket back until --give-up (it may belong to it), no longer; then each
     goes to failed/ on its own with an error.txt naming it, the bracket is stacked, the service runs on."""
     def waiting() -> dict:
-        status = subprocess.run([sys.executable, "-m", "bridge.cli", "status", str(tmp_path / "In"), "--json"],
+        status = subprocess.run([sys.executable, "-m", "focusdrop.bridge.cli", "status", str(tmp_path / "In"), "--json"],
                                 capture_output=True, text=True)
         return {item["file"]: item["problem"] for item in json.loads(status.stdout)["waiting"]}
 

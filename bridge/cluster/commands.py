@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bridge.cluster.runner import needs_cluster_extra
+from focusdrop.bridge.cluster.runner import needs_cluster_extra
 
 
 def worker(args: argparse.Namespace) -> int:
     needs_cluster_extra()
-    from bridge.cluster.worker import run_worker
+    from focusdrop.bridge.cluster.worker import run_worker
     run_worker(args.address, args.ca, args.cert, args.insecure, args.name, args.nthreads, args.share,
                args.path_map)
     return 0
@@ -18,7 +18,7 @@ def worker(args: argparse.Namespace) -> int:
 
 def certs(args: argparse.Namespace) -> int:
     needs_cluster_extra()
-    from bridge.cluster.certs import make_certificates
+    from focusdrop.bridge.cluster.certs import make_certificates
     for path in make_certificates(Path(args.folder), args.machines):
         print(f"focusdrop: wrote {path}")
     print("focusdrop: copy ca.pem and a machine's NAME.pem to that machine (NAME.pem holds its private key); "

@@ -23,8 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from bridge.journal import Job
-from engine.pipeline import StackOptions
+from focusdrop.bridge.journal import Job
+from focusdrop.engine.pipeline import StackOptions
 
 log = logging.getLogger("focusdrop")
 
@@ -170,7 +170,7 @@ class ClusterRunner:
         ClusterUnavailable."""
         from distributed.scheduler import KilledWorker
 
-        from bridge.cluster.task import stack_task
+        from focusdrop.bridge.cluster.task import stack_task
         client = self.client()
         if client is None:
             if self.fallback is not None:

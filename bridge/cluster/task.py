@@ -14,8 +14,8 @@ import os
 import socket
 from pathlib import Path
 
-from bridge.stacking import stack_record
-from engine.pipeline import StackOptions
+from focusdrop.bridge.stacking import stack_record
+from focusdrop.engine.pipeline import StackOptions
 
 PATH_MAP_ENV = "FOCUSDROP_PATH_MAP"
 

@@ -22,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bridge.cluster.runner import security
-from bridge.cluster.task import PATH_MAP_ENV, parse_path_map
+from focusdrop.bridge.cluster.runner import security
+from focusdrop.bridge.cluster.task import PATH_MAP_ENV, parse_path_map
 
 REJOIN_SECONDS = 5.0
 
@@ -54,7 +54,7 @@ def run_worker(address: str, ca: str | None, cert: str | None, insecure: bool, n
                shares: list[str], path_map: list[str]) -> None:
     """Check, then run ``dask worker`` until a signal stops it, starting it again whenever it leaves (its
     scheduler gone). Raises ValueError when a check fails."""
-    import engine.pipeline  # noqa: F401  (the engine and its packages import here, or this fails now)
+    import focusdrop.engine.pipeline  # noqa: F401  (the engine and its packages import here, or this fails now)
     pairs = parse_path_map(";".join(path_map))
     for share in shares:
         check_share(Path(share))

@@ -29,7 +29,7 @@ APPLICATIONS = ("lightroom", "bridge", "photoshop")
 
 def script(*parts: str) -> bytes:
     """A file shipped in ``scripts/``, as bytes."""
-    return files("focusdrop_scripts").joinpath(*parts).read_bytes()
+    return files("focusdrop.scripts").joinpath(*parts).read_bytes()
 
 
 def lua_string(text: str) -> str:

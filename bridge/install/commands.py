@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bridge.config import default_config_path, load_config
-from bridge.install import adobe, service
-from bridge.install.record import Record
+from focusdrop.bridge.config import default_config_path, load_config
+from focusdrop.bridge.install import adobe, service
+from focusdrop.bridge.install.record import Record
 
 WHAT = adobe.APPLICATIONS + ("service", "all")
 

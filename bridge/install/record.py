@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from engine.save import write_durably
+from focusdrop.engine.save import write_durably
 
 
 class Record:

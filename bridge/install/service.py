@@ -18,7 +18,7 @@ LABEL = "org.focusdrop.watch"
 
 def command(inbox: Path, out: Path) -> list[str]:
     """The service's command line: this Python running ``focusdrop watch IN --out OUT``."""
-    return [sys.executable, "-m", "bridge.cli", "watch", str(inbox), "--out", str(out)]
+    return [sys.executable, "-m", "focusdrop.bridge.cli", "watch", str(inbox), "--out", str(out)]
 
 
 def launchd_plist(inbox: Path, out: Path) -> bytes:
