@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from psd_tools import PSDImage
 
-from focusdrop.bridge.config import WatchConfig
+from focusdrop.bridge.hotfolder.service import Service
 from focusdrop.bridge.samples import srgb_profile, write_bracket
-from focusdrop.bridge.service import Service
+from focusdrop.bridge.settings import Settings
 from focusdrop.engine.synthetic import BracketSpec
 
 DEMO_SPEC = BracketSpec(width=1600, height=1067, frames=12, scene="sphere", bit_depth=16)
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     truth, frames = write_bracket(spec, export, stem="ring", icc=srgb_profile())
     logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(asctime)s focusdrop: %(message)s"))
     logging.getLogger("focusdrop").setLevel(logging.INFO)
-    service = Service(WatchConfig(inbox=inbox, out=out, quiet=DEMO_QUIET, rescan=0.5).resolved())
+    service = Service(Settings(hot_folder=inbox.resolve(), out=out.resolve(), quiet=DEMO_QUIET), rescan=0.5)
     thread = threading.Thread(target=service.run, daemon=True)
     thread.start()
     _say(f"hot folder {inbox}, results in {out} (quiet period {DEMO_QUIET:g} s)")

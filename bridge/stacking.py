@@ -1,21 +1,20 @@
-"""One stack from frames on disk to result files on disk, with progress: the command's and the demo's job."""
+"""One stack from frames on disk to result files on disk: the command's, the service's and a cluster
+worker's job. Progress goes to the caller's callback; nothing is printed here."""
 from __future__ import annotations
 
 import json
 import logging
 import os
 import resource
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
-from focusdrop.bridge.progress import ProgressBar
-from focusdrop.engine.frames import FrameInfo
+from focusdrop.bridge.settings import FLAT_ONLY
+from focusdrop.engine.frameinfo import FrameInfo
 from focusdrop.engine.masks import region_masks
-from focusdrop.engine.pipeline import StackOptions, StackResult, stack
+from focusdrop.engine.pipeline import Progress, StackOptions, StackResult, stack
 from focusdrop.engine.psd import LayeredDocument
 from focusdrop.engine.save import FLAT_SUFFIXES, to_integer, write_durably, write_image
 from focusdrop.engine.xmp import capture_properties, result_xmp
@@ -146,22 +145,23 @@ def report(result: StackResult, outputs: list[Path]) -> dict:
 
 
 def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions, depthmap: Path | None = None,
-                  report_path: Path | None = None, overwrite: bool = False) -> tuple[StackResult, list[Path]]:
+                  report_path: Path | None = None, overwrite: bool = False, progress: Progress | None = None
+                  ) -> tuple[StackResult, list[Path]]:
     """Stack ``paths`` (in focus order) into each of ``outputs`` (one layered document at most, and flat
     files); optionally write the depth map and a JSON report; existing files are replaced only with
-    ``overwrite``. Every file is written durably under a temporary name and renamed into place. Returns the
-    result and the paths written."""
+    ``overwrite``. Every file is written durably under a temporary name and renamed into place.
+    ``progress``: the engine's progress callback. Returns the result and the paths written."""
     checks = [(p, OUTPUT_SUFFIXES) for p in outputs] + [(depthmap, DEPTHMAP_SUFFIXES)] * bool(depthmap)
     check_outputs(checks + [(report_path, (".json",))] * bool(report_path), paths, overwrite)
     layered = [p for p in outputs if p.suffix.lower() in LAYERED_SUFFIXES]
     if len(layered) > 1:
         raise ValueError("one layered document per stack")
     if (depthmap is not None or layered) and options.method != "depthmap":
-        raise ValueError("a depth map and a layered document need the depthmap method")
-    started = time.perf_counter()
+        raise ValueError(f"{(layered or [depthmap])[0].name}: {FLAT_ONLY} (a layered document and a depth map "
+                         f"come from the depthmap method)")
     layers = LayerCollector(layered[0]) if layered else None
     try:
-        result = stack(paths, options, ProgressBar(), on_layer=layers)
+        result = stack(paths, options, progress or (lambda step, done, total: None), on_layer=layers)
     except BaseException:
         if layers is not None and layers.document is not None:
             layers.document.close()
@@ -180,9 +180,6 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
             write_image(depthmap, depth_image(result))
     if report_path is not None:
         write_durably(report_path, json.dumps(report(result, written), indent=1).encode())
-    h, w, _ = result.image.shape
-    print(f"focusdrop: wrote {', '.join(map(str, written))} ({w}x{h}, {result.image.dtype.itemsize * 8}-bit) "
-          f"from {len(result.alignment.frames)} frames in {time.perf_counter() - started:.1f} s", file=sys.stderr)
     return result, written
 
 

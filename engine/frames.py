@@ -10,9 +10,7 @@ is raised as ``FrameError`` with the file name and one line a photographer can a
 from __future__ import annotations
 
 import mmap
-import os
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,55 +19,15 @@ import numpy as np
 import tifffile
 from PIL import Image, ImageOps
 
+from focusdrop.engine.frameinfo import FrameError, FrameInfo, Hint, IncompleteFrame, short_reason
+from focusdrop.engine.raw import probe_raw, read_raw
+
 RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
                 ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".mef", ".mos", ".kdc", ".dcr")
 IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png") + RAW_SUFFIXES
 
-MAX_MEGAPIXELS = float(os.environ.get("FOCUSDROP_MAX_MEGAPIXELS", 400))  # GFX pixel shift: 400 MP
-Image.MAX_IMAGE_PIXELS = None  # the cap above is checked on every format's header before decoding
-
-
-class FrameError(ValueError):
-    """A frame that cannot be used, with the file it came from."""
-
-    def __init__(self, path: Path | str, problem: str):
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path.name}: {problem}")
-
-    def __reduce__(self):  # pickled whole (a stack run on a cluster worker sends it back)
-        return type(self), (self.path, self.problem)
-
-
-class IncompleteFrame(FrameError):
-    """A frame whose header opens but whose data stops short: perhaps still being written."""
-
-
-@dataclass(frozen=True)
-class FrameInfo:
-    """What a frame's header says.
-
-    shape: (H, W, C) with C = 1 (grey) or 3 (RGB); dtype: uint8 or uint16.
-    icc: the embedded ICC profile, byte for byte, or None; xmp: the XMP packet or None;
-    kind: "tiff", "jpeg" or "png", from the file's first bytes, or "raw" (engine.raw) by its extension.
-    """
-
-    path: Path
-    shape: tuple[int, int, int]
-    dtype: np.dtype
-    icc: bytes | None
-    xmp: bytes | None
-    kind: str
-    camera: str | None = None  # raw frames: make and model (engine.raw)
-    white_balance: tuple[float, ...] | None = None  # raw frames: the multipliers every frame is decoded with
-
-    @property
-    def pixels(self) -> int:
-        return self.shape[0] * self.shape[1]
-
-    @property
-    def full_scale(self) -> float:
-        return float(np.iinfo(self.dtype).max)
+MAX_MEGAPIXELS = 400.0  # the default cap; a GFX pixel-shift frame is 400 MP. Pillow's own, lower cap is the
+# caller's to lift (FocusDrop's command does): this one is checked on every header before decoding.
 
 
 def natural_key(path: Path) -> list:
@@ -113,17 +71,16 @@ def _check_pixels(path: Path, shape: tuple[int, ...], dtype: np.dtype) -> tuple[
     raise FrameError(path, f"unsupported image layout {shape}; export RGB or greyscale")
 
 
-def probe_frame(path: Path | str) -> FrameInfo:
+def probe_frame(path: Path | str, max_megapixels: float = MAX_MEGAPIXELS) -> FrameInfo:
     """Read a frame's header: size, channels, depth, ICC profile, XMP; check that the file is complete and
-    under the pixel cap (MAX_MEGAPIXELS; environment FOCUSDROP_MAX_MEGAPIXELS). Raises FrameError."""
+    at most ``max_megapixels`` MP. Raises FrameError."""
     if Path(path).suffix.lower() in RAW_SUFFIXES:  # many are TIFF inside: told by the extension, not the bytes
-        from focusdrop.engine.raw import probe_raw
         info, data_end = probe_raw(Path(path)), None
     else:
         info, data_end = _probe(Path(path))
-    if info.pixels > MAX_MEGAPIXELS * 1e6:
+    if info.pixels > max_megapixels * 1e6:
         raise FrameError(path, f"{info.shape[1]}x{info.shape[0]} is {info.pixels / 1e6:.0f} MP, over the "
-                               f"{MAX_MEGAPIXELS:g} MP cap (set FOCUSDROP_MAX_MEGAPIXELS to raise it)")
+                               f"{max_megapixels:g} MP cap", Hint("max_megapixels", None, "to raise the cap"))
     missing = "" if info.kind == "raw" else _incomplete(info, data_end)  # LibRaw has read a raw file whole
     if missing:
         raise IncompleteFrame(path, f"incomplete file: {missing} (still being written, or cut short)")
@@ -220,11 +177,6 @@ def _png_bit_depth(path: Path) -> int:
     return header[24] if len(header) == 25 else 8
 
 
-def short_reason(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return text[0][:120] if text else type(error).__name__
-
-
 def read_frame(info: FrameInfo, preview: bool = False) -> np.ndarray:
     """Decode a probed frame. Returns (H, W, C) uint8 or uint16, C as ``info.shape`` says; with
     ``preview``, a raw frame comes at half the size each way, five times faster (engine.raw), other frames
@@ -234,7 +186,6 @@ def read_frame(info: FrameInfo, preview: bool = False) -> np.ndarray:
     """
     path, kind = info.path, info.kind
     if kind == "raw":
-        from focusdrop.engine.raw import read_raw
         return read_raw(info, half_size=preview)
     try:
         if kind == "tiff":

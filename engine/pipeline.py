@@ -28,7 +28,8 @@ from focusdrop.engine.crop import NoCommonArea, common_area
 from focusdrop.engine.depthmap import DepthmapFusion
 from focusdrop.engine.exposure import exposure_gains, thumbnail, thumbnail_factor, thumbnail_size
 from focusdrop.engine.focus import focus_measure, luminance, nearby_focus
-from focusdrop.engine.frames import FrameError, FrameInfo, check_stack, probe_frame, read_frame
+from focusdrop.engine.frameinfo import FrameError, FrameInfo, Hint
+from focusdrop.engine.frames import MAX_MEGAPIXELS, check_stack, probe_frame, read_frame
 from focusdrop.engine.order import (CLEARLY_BETTER, components, focus_order, loop_residuals, pair_matches, path_strength,
                           registration_tree)
 from focusdrop.engine.prefetch import ordered_map
@@ -44,6 +45,8 @@ METHODS = ("depthmap", "pyramid")
 MAX_LOOP = 1.5  # px: a frame whose pairs disagree with the chained transforms by more is called uncertain
 LOOP_ECC_SCALE = 0.5  # the loop check's ECC runs at half the resolution of the registration's
 
+SKIP_HINT = Hint("skip_unaligned", True, "to leave such frames out")
+
 Progress = Callable[[str, int, int], None]
 """progress(step, done, total): step is "align" or "fuse"."""
 
@@ -55,8 +58,10 @@ its layer mask is drawn from the result's depth map once every frame is in (engi
 @dataclass(frozen=True)
 class StackOptions:
     """How to stack. reference: index into the frames (None: the middle one); power, noise_sigma and
-    spread_sigma tune the depth-map method (see engine.depthmap and engine.focus); also_pyramid: with the
-    depth-map method, fuse by the pyramid method too, in the same pass."""
+    spread_sigma tune the depth-map method (see engine.depthmap and engine.focus); pyramid_layer: with the
+    depth-map method, fuse by the pyramid method too, in the same pass; order: "auto" (the focus order found
+    from the frames where clearly better than the order given) or "given"; max_megapixels: the largest
+    frame taken."""
 
     method: str = "depthmap"
     reference: int | None = None
@@ -65,9 +70,10 @@ class StackOptions:
     noise_sigma: float = 0.7
     spread_sigma: float = 3.0
     skip_unaligned: bool = False
-    also_pyramid: bool = False
-    order: str = "estimate"  # "estimate": the focus order found from the frames if clearly better; "given"
+    pyramid_layer: bool = False
+    order: str = "auto"
     white_balance: WhiteBalance = "as-shot"  # raw frames' (engine.raw.same_settings)
+    max_megapixels: float = MAX_MEGAPIXELS
 
 
 @dataclass
@@ -94,7 +100,7 @@ class Alignment:
 class StackResult:
     """image: (h, w, C) at the frames' bit depth; depth: (h, w) uint8 index into alignment.frames of the
     frame that supplies each pixel (depth-map method only; engine.masks.owner_map); pyramid: the pyramid
-    method's image when asked for with also_pyramid, else None; timings: seconds per step."""
+    method's image when asked for with pyramid_layer, else None; timings: seconds per step."""
 
     image: np.ndarray
     depth: np.ndarray | None
@@ -131,7 +137,7 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
         raise ValueError(f"reference frame {options.reference} is outside the stack of {len(paths)} frames")
     timings = Timings()
     with timings("probe"):
-        infos = [probe_frame(p) for p in paths]
+        infos = [probe_frame(p, options.max_megapixels) for p in paths]
         check_stack(infos)
         infos = same_settings(infos, len(infos) // 2 if options.reference is None else options.reference,
                               options.white_balance)
@@ -279,7 +285,7 @@ def _attach_unlinked(infos: list[FrameInfo], keys: list[FrameKey], linked: list[
             problem = (f"cannot be aligned to any other frame ({error}); is it the same subject, or blurred "
                        f"beyond recognition?")
             if not options.skip_unaligned:
-                raise FrameError(infos[k].path, problem)
+                raise FrameError(infos[k].path, problem, SKIP_HINT)
             log.warning("skipped %s: %s", infos[k].path.name, problem)
     if len(linked) + len(attached) < 2:
         height, width, _ = infos[0].shape
@@ -311,8 +317,9 @@ def _focus_order(infos: list[FrameInfo], strength: np.ndarray, linked: list[int]
     for k, (partner, _) in sorted(attached.items()):
         at = estimate.index(partner)
         estimate.insert(at if at < len(estimate) / 2 else at + 1, k)
-    log.warning("focus order estimated from the frames, not their file order (--order name keeps that): %s",
-                ", ".join(infos[k].path.name for k in estimate))
+    log.warning("focus order estimated from the frames, not their file order: %s",
+                ", ".join(infos[k].path.name for k in estimate),
+                extra={"hint": Hint("order", "name", "to keep the file order")})
     return estimate
 
 
@@ -332,7 +339,7 @@ def _check_loops(infos: list[FrameInfo], order: list[int], reference: int, resid
     for k in uncertain:
         left_out = options.skip_unaligned and k != reference
         log.warning("%s: alignment uncertain: registered two ways, it lands %.1f px apart%s", infos[k].path.name,
-                    residuals[k], "; left out" if left_out else " (--skip-unaligned leaves such frames out)")
+                    residuals[k], "; left out" if left_out else "", extra={"hint": None if left_out else SKIP_HINT})
     kept = [k for k in order if k not in uncertain or k == reference or not options.skip_unaligned]
     if len(kept) < 2:
         raise FrameError(infos[reference].path, "no other frame could be aligned to it with certainty")
@@ -381,12 +388,12 @@ def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress 
                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Pass 2: warp each frame onto the output box and fuse. Returns the fused (h, w, C) float32 image
     in [0, 1]; for the depth-map method the (h, w) uint8 index of the frame supplying each pixel (else None);
-    the pyramid method's image if ``options.also_pyramid`` (else None)."""
+    the pyramid method's image if ``options.pyramid_layer`` (else None)."""
     timings = timings if timings is not None else Timings()
     x0, y0, x1, y1 = alignment.box
     shape = (y1 - y0, x1 - x0, alignment.frames[0].shape[2])
     depthmap = DepthmapFusion(shape, options.power) if options.method == "depthmap" else None
-    pyramid = PyramidFusion(shape) if options.method == "pyramid" or options.also_pyramid else None
+    pyramid = PyramidFusion(shape) if options.method == "pyramid" or options.pyramid_layer else None
     total = len(alignment.frames)
     prepared = ordered_map(partial(_prepare, alignment=alignment, options=options, timings=timings),
                            range(total), ahead=1)

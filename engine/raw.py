@@ -20,7 +20,7 @@ import numpy as np
 import rawpy
 import tifffile
 
-from focusdrop.engine.frames import FrameError, FrameInfo, short_reason
+from focusdrop.engine.frameinfo import FrameError, FrameInfo, short_reason
 from focusdrop.engine.icc import ADOBE_RGB, ADOBE_RGB_GAMMA
 
 

@@ -9,6 +9,7 @@ ext4 can leave after a rename of unsynced data.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import zlib
 from contextlib import contextmanager
@@ -21,6 +22,16 @@ import tifffile
 from PIL import Image
 
 FLAT_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+
+
+def temporary_of(path: Path) -> str | None:
+    """The name of the final file a temporary file of ``atomic_path`` was for, or None if ``path`` is
+    not one (a crash can leave one behind)."""
+    found = _TEMPORARY.fullmatch(path.name)
+    return found.group(1) if found else None
+
+
+_TEMPORARY = re.compile(r"\.(.+)\.\d+\.partial")
 
 
 @contextmanager

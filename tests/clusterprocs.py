@@ -56,8 +56,8 @@ class Cluster:
         return (self.root / "scheduler.log").read_text()[self._log_start:]
 
     def start_worker(self, name: str, *options: str) -> None:
-        self.workers[name] = _start([sys.executable, "-m", "focusdrop.bridge.cli", "worker", self.address, "--ca",
-                                     str(self.certs / "ca.pem"), "--cert", str(self.certs / f"{name}.pem"),
+        self.workers[name] = _start([sys.executable, "-m", "focusdrop.bridge.cli", "worker", self.address, "--cluster-ca",
+                                     str(self.certs / "ca.pem"), "--cluster-cert", str(self.certs / f"{name}.pem"),
                                      "--name", name, "--share", str(self.root), *options], self.root / f"{name}.log")
 
     def wait_for_workers(self, count: int) -> None:

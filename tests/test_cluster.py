@@ -201,7 +201,7 @@ def test_path_maps_translate_whole_folder_names():
 def test_a_worker_that_cannot_see_the_share_fails_the_stack_it_took(tmp_path, certs, brackets):
     """A worker whose --path-map points at a folder it does not have: the stack fails with an error.txt
     naming the worker and what it could not see; a bad --share is refused before the worker joins."""
-    refused = focusdrop("worker", "tls://127.0.0.1:1", "--ca", certs / "ca.pem", "--cert", certs / "w1.pem",
+    refused = focusdrop("worker", "tls://127.0.0.1:1", "--cluster-ca", certs / "ca.pem", "--cluster-cert", certs / "w1.pem",
                         "--share", tmp_path / "nowhere")
     assert refused.returncode == 2 and "shared folder not found on this machine" in refused.stderr
     c = Cluster(tmp_path, certs)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from focusdrop.bridge.journal import Journal
+from focusdrop.bridge.hotfolder.journal import Journal
 from focusdrop.bridge.samples import write_bracket
 from focusdrop.engine.synthetic import BracketSpec
 from hotfolder import files, frame_layers, wait_for, watching
@@ -74,6 +74,8 @@ def check_nothing_lost(root: Path, dropped: dict[str, bytes], stacks: int, faile
         assert (folder / "error.txt").exists()
     for folder in (inbox / "done").iterdir():
         assert (folder / "report.json").exists()
+    leftovers = [p for folder in (inbox, out) for p in folder.rglob("*.partial")]
+    assert not leftovers, f"temporary files left: {leftovers}"
     results = files(out)
     assert len(results) == stacks and all(r.endswith(".psd") for r in results), results
     for result in results:
@@ -124,6 +126,28 @@ def test_a_result_that_never_reached_the_disk_is_made_again(tmp_path, tiny):
     assert result.stat().st_size == whole
     assert "ring.psd is not whole" in log.read_text()
     check_nothing_lost(tmp_path, dropped, stacks=1)
+
+
+def test_temporary_files_a_kill_left_are_removed_at_the_next_start(tmp_path, tiny):
+    """A kill while a report, an error.txt, an outcome record or a result was being written leaves its
+    temporary file (.NAME.PID.partial) beside it: the next start removes each, wherever it lies."""
+    with watching(tmp_path) as (_, log):
+        dropped = drop_job(tmp_path / "In", "ring", tiny)
+        dropped |= drop_job(tmp_path / "In", "bad", tiny[::-1], manifest="{not json")
+        wait_for(lambda: files(tmp_path / "In" / "done") == ["ring"] and
+                 files(tmp_path / "In" / "failed") == ["bad"], 60, log)
+    inbox = tmp_path / "In"
+    left = [inbox / "done" / "ring" / ".report.json.4242.partial", inbox / "failed" / "bad" / ".error.txt.4242.partial",
+            inbox / ".focusdrop" / "results" / ".ring-1.json.4242.partial", tmp_path / "Out" / ".ring-2.psd.4242.partial"]
+    for path in left:
+        path.write_bytes(b"cut short")
+    keep = inbox / "done" / "ring" / ".notes.partial"  # not a name FocusDrop writes: left alone
+    keep.write_bytes(b"the photographer's")
+    with watching(tmp_path) as (_, log):
+        wait_for(lambda: "removed an unfinished file: ring/.report.json.4242.partial" in log.read_text(), 30, log)
+    assert not [p for p in left if p.exists()] and keep.exists()
+    keep.unlink()
+    check_nothing_lost(tmp_path, dropped, stacks=1, failed=1)
 
 
 def test_a_waiting_job_keeps_its_output_name_from_a_second_stack_of_that_name(tmp_path, tiny):

@@ -9,7 +9,8 @@ import tifffile
 from PIL import Image
 
 from focusdrop.engine import frames
-from focusdrop.engine.frames import FrameError, check_stack, list_frames, probe_frame, read_frame
+from focusdrop.engine.frameinfo import FrameError, IncompleteFrame
+from focusdrop.engine.frames import check_stack, list_frames, probe_frame, read_frame
 from focusdrop.engine.save import write_image
 
 RNG = np.random.default_rng(0)
@@ -242,5 +243,5 @@ def test_a_jpeg_cut_inside_its_image_data_is_incomplete(tmp_path, keep, progress
     jpeg = _jpeg_with_thumbnail(tmp_path, progressive)
     cut = jpeg[: int(len(jpeg) * keep) if keep > 0 else keep]
     assert frames.jpeg_end(cut) is None
-    with pytest.raises(frames.IncompleteFrame, match="no JPEG end-of-image marker"):
+    with pytest.raises(IncompleteFrame, match="no JPEG end-of-image marker"):
         probe_frame(_damaged(tmp_path, "cut.jpg", cut))

@@ -7,9 +7,10 @@ import pytest
 import tifffile
 from PIL import Image
 
-from focusdrop.bridge.grouping import LooseFrame, split_bursts
-from focusdrop.bridge.inbox import SETTLE, Inbox, read_manifest
-from focusdrop.bridge.jobs import _free_stem, safe_name
+from focusdrop.bridge.hotfolder.grouping import LooseFrame, split_bursts
+from focusdrop.bridge.hotfolder.inbox import SETTLE, Inbox
+from focusdrop.bridge.hotfolder.layout import free_stem, safe_name
+from focusdrop.bridge.hotfolder.manifest import read_manifest
 
 
 class Clock:
@@ -131,16 +132,19 @@ def test_a_folder_without_manifest_waits_for_quiet(tmp_path):
     ("{", "manifest.json is not valid JSON"),
     ("[1, 2]", "must hold a JSON object"),
     ('{"frames": "a.tif"}', "must be a list of file names"),
+    ('{"frames": ["../a.tif"]}', "must be a list of file names"),
+    ('{"name": 7}', '"name" must be text'),
 ])
 def test_bad_manifests_are_described(tmp_path, text, message):
     (tmp_path / "manifest.json").write_text(text)
-    assert message in read_manifest(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        read_manifest(tmp_path)
 
 
 def test_result_names_never_overwrite(tmp_path):
     (tmp_path / "ring.psd").write_bytes(b"")
-    assert _free_stem(tmp_path, "ring", [".psd", ".tif"], set()) == "ring-2"
-    assert _free_stem(tmp_path, "ring", [".psd"], {str(tmp_path / "ring-2.psd")}) == "ring-3"
+    assert free_stem(tmp_path, "ring", [".psd", ".tif"], set()) == "ring-2"
+    assert free_stem(tmp_path, "ring", [".psd"], {str(tmp_path / "ring-2.psd")}) == "ring-3"
     assert safe_name('a/b:c*?"<>|') == "a_b_c______" and safe_name(" .. ") == "stack"
     assert os.listdir(tmp_path) == ["ring.psd"]
 
@@ -164,7 +168,7 @@ def test_an_empty_file_holds_back_stacks_only_for_the_quiet_period(tmp_path):
     clock.now += 50
     [rejected] = inbox.scan()
     assert [p.name for p in rejected.frames] == ["IMG_9.tif"]
-    assert rejected.problem == "file is empty (0 bytes); unchanged for 60 s"
+    assert rejected.problem == "IMG_9.tif: file is empty (0 bytes); unchanged for 60 s"
 
 
 @pytest.mark.parametrize("kind", ["tif", "jpg", "png"])

@@ -28,7 +28,9 @@ PLUGIN = "Lightroom/Modules/FocusDrop.lrplugin"
 
 
 def _install(dest: Path, *options: str) -> subprocess.CompletedProcess:
-    run = focusdrop("install", "all", "--dest", dest, "--config", dest / "none.toml", *options)
+    empty = dest.parent / "empty-config.toml"  # the user's own config file stays out of the tests
+    empty.write_text("")
+    run = focusdrop("install", "all", "--dest", dest, "--config", empty, *options)
     assert run.returncode == 0, run.stderr
     return run
 

@@ -16,7 +16,6 @@ from focusdrop.engine.frames import list_frames
 from focusdrop.engine.masks import region_masks
 from focusdrop.engine.pipeline import StackOptions, stack
 from focusdrop.engine.psd import LayeredDocument, needs_psb, zip_with_prediction
-from focusdrop.engine.save import to_integer
 from focusdrop.engine.synthetic import BracketSpec
 from gimp import open_in_gimp
 

@@ -10,9 +10,9 @@ import tifffile
 from PIL import Image
 from psd_tools import PSDImage
 
-from focusdrop.bridge.config import WatchConfig
-from focusdrop.bridge.jobs import stack_options
-from focusdrop.bridge.journal import Job
+from focusdrop.bridge.hotfolder.journal import Job
+from focusdrop.bridge.hotfolder.lifecycle import job_settings
+from focusdrop.bridge.settings import Settings
 from focusdrop.bridge.samples import write_bracket, write_dng_bracket
 from conftest import focusdrop
 from focusdrop.engine import geometry
@@ -115,17 +115,18 @@ def test_one_white_balance_can_be_chosen(tmp_path, dng):
     assert red_over_green["1.5,1,1"] > 1.15 * red_over_green["as-shot"]  # 1.5x in linear light, before gamma
     assert abs(means["daylight"][1] / means["as-shot"][1] - 1) < 0.2  # a daylight balance, not a failure
     run = focusdrop("stack", *paths[:3], "-o", tmp_path / "bad.tif", "--white-balance", "warm")
-    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "give as-shot, daylight" in run.stderr
+    assert run.returncode == 2 and run.stderr.count("\n") == 1
+    assert "--white-balance: 'warm' must be as-shot, daylight" in run.stderr
 
 
 def test_a_manifest_sets_the_white_balance(tmp_path):
-    config = WatchConfig(white_balance="daylight")
+    config = Settings(white_balance="daylight")
     job = Job(1, "bracket", "waiting", tmp_path, [], {"white_balance": [2, 1, 1.5]}, [], [], None, None,
               0.0, None, None)
-    assert stack_options(job, config)[0].white_balance == (2.0, 1.0, 1.5)
-    assert stack_options(replace(job, options={}), config)[0].white_balance == "daylight"
-    with pytest.raises(ValueError, match="give as-shot, daylight"):
-        stack_options(replace(job, options={"white_balance": "tungsten"}), config)
+    assert job_settings(job, config).stack_options().white_balance == (2.0, 1.0, 1.5)
+    assert job_settings(replace(job, options={}), config).stack_options().white_balance == "daylight"
+    with pytest.raises(ValueError, match="manifest.json: white_balance = 'tungsten' must be as-shot, daylight"):
+        job_settings(replace(job, options={"white_balance": "tungsten"}), config)
 
 
 def test_raw_and_tiff_frames_do_not_mix(tmp_path, dng):

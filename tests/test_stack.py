@@ -162,7 +162,7 @@ def test_bad_frame_gives_one_line_and_exit_2(tmp_path, standard_bracket, damage,
 @pytest.mark.parametrize("case, message", [
     ("single", "frame_01.tif: a focus stack needs at least 2 frames"),
     ("missing", "nothing.tif: no such file or folder"),
-    ("empty_folder", "in: no TIFF, JPEG or PNG frames in this folder"),
+    ("empty_folder", "in: no TIFF, JPEG, PNG or raw frames in this folder"),
     ("bad_output", "out.bmp: unknown output format"),
 ])
 def test_bad_invocation_gives_one_line_and_exit_2(tmp_path, standard_bracket, case, message):
@@ -192,6 +192,7 @@ def test_frame_that_cannot_be_aligned_is_named(tmp_path, standard_bracket):
     assert run.stderr.splitlines()[-1].startswith("focusdrop: error: frame_03.tif: cannot be aligned to any other "
                                                   "frame (no keypoints in common with any, and the images do not "
                                                   "correlate)")
+    assert run.stderr.splitlines()[-1].endswith("(to leave such frames out: --skip-unaligned)")
     assert not (tmp_path / "out.tif").exists()
 
 

@@ -9,7 +9,7 @@ import time
 import pytest
 import tifffile
 
-from focusdrop.bridge.journal import Journal
+from focusdrop.bridge.hotfolder.journal import Journal
 from focusdrop.bridge.samples import write_bracket
 from focusdrop.engine.synthetic import BracketSpec
 from gimp import open_in_gimp

@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 from focusdrop.bridge.cluster.runner import needs_cluster_extra
+from focusdrop.bridge.settings import WORKER, add_flags
 
 
 def worker(args: argparse.Namespace) -> int:
     needs_cluster_extra()
     from focusdrop.bridge.cluster.worker import run_worker
-    run_worker(args.address, args.ca, args.cert, args.insecure, args.name, args.nthreads, args.share,
-               args.path_map)
+    run_worker(args.address, args.cluster_ca, args.cluster_cert, bool(args.insecure), args.name, args.nthreads,
+               args.share, args.path_map)
     return 0
 
 
@@ -29,8 +30,7 @@ def certs(args: argparse.Namespace) -> int:
 def add_commands(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("worker", help="stack for a cluster: a Dask worker, after checking this machine can")
     p.add_argument("address", help="the scheduler, tls://HOST:8786 (start it with dask scheduler)")
-    p.add_argument("--ca", help="the studio's ca.pem (focusdrop cluster certs)")
-    p.add_argument("--cert", help="this machine's NAME.pem (focusdrop cluster certs)")
+    add_flags(p, WORKER)  # --cluster-ca, --cluster-cert, --insecure
     p.add_argument("--name", help="this worker's name in the journal and focusdrop status (default: host name)")
     p.add_argument("--share", action="append", default=[], metavar="FOLDER",
                    help="a shared folder stacks are read from and written to: checked before joining (repeat)")
@@ -38,8 +38,6 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
                    help="the service's folder SERVICE is mounted at HERE on this machine, for example "
                         "/Volumes/Studio=/mnt/studio (repeat)")
     p.add_argument("--nthreads", type=int, default=1, help="stacks at once on this machine (default 1)")
-    p.add_argument("--insecure", action="store_true", help="allow a tcp:// scheduler (no encryption, no "
-                   "certificates: anyone who reaches it runs code here)")
     p.set_defaults(run=worker)
 
     p = commands.add_parser("cluster", help="cluster set-up")

@@ -23,7 +23,9 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-from focusdrop.bridge.journal import Job
+from focusdrop.bridge.hotfolder.journal import Job
+from focusdrop.bridge.hotfolder.runner import RunnerUnavailable
+from focusdrop.bridge.settings import flag
 from focusdrop.engine.pipeline import StackOptions
 
 log = logging.getLogger("focusdrop")
@@ -44,10 +46,6 @@ def needs_cluster_extra() -> None:
                          f"({e.name} is not installed)") from None
 
 
-class ClusterUnavailable(RuntimeError):
-    """The scheduler cannot be reached: the stack waits for it, it has not failed."""
-
-
 def security(ca: str | Path | None, cert: str | Path | None, insecure: bool, address: str):
     """distributed.security.Security for ``address``: mutual TLS with the studio's certificates
     (bridge.cluster.certs), or none for a tcp:// address with ``insecure``. Raises ValueError."""
@@ -58,9 +56,9 @@ def security(ca: str | Path | None, cert: str | Path | None, insecure: bool, add
                              f"its clients send; use tls:// with certificates from focusdrop cluster certs, "
                              f"or --insecure on a network you trust")
         return Security()
-    for what, path in (("--cluster-ca", ca), ("--cluster-cert", cert)):
+    for what, path in (("cluster_ca", ca), ("cluster_cert", cert)):
         if not path or not Path(path).is_file():
-            raise ValueError(f"cluster {address}: {what} must name a file from focusdrop cluster certs "
+            raise ValueError(f"cluster {address}: {what} ({flag(what)}) must name a file from focusdrop cluster certs "
                              f"(got {path or 'nothing'})")
     return Security(tls_ca_file=str(ca), tls_client_cert=str(cert), tls_client_key=str(cert),
                     require_encryption=True)
@@ -167,7 +165,7 @@ class ClusterRunner:
         """Stack ``job`` on the cluster, reattaching to its task if the scheduler still runs it; returns
         bridge.cluster.task.stack_task's record. ``remember(key)`` journals the task's key before it is
         submitted. Raises the stack's own error, RuntimeError for a stack that kept killing workers, or
-        ClusterUnavailable."""
+        RunnerUnavailable."""
         from distributed.scheduler import KilledWorker
 
         from focusdrop.bridge.cluster.task import stack_task
@@ -175,7 +173,7 @@ class ClusterRunner:
         if client is None:
             if self.fallback is not None:
                 return self.fallback.run(job, options, remember)
-            raise ClusterUnavailable(f"cluster scheduler {self.address} cannot be reached")
+            raise RunnerUnavailable(f"cluster scheduler {self.address} cannot be reached")
         future = None
         try:
             if job.task and self.alive(job.task):
@@ -200,7 +198,7 @@ class ClusterRunner:
                 self._forget(future.key)
                 raise
             self._lost()
-            raise ClusterUnavailable(f"cluster scheduler {self.address} lost ({type(e).__name__})") from None
+            raise RunnerUnavailable(f"cluster scheduler {self.address} lost ({type(e).__name__})") from None
 
     def _forget(self, key: str) -> None:
         """Unpublish a finished task: the scheduler may release it and its result."""

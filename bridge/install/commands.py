@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from focusdrop.bridge.config import default_config_path, load_config
 from focusdrop.bridge.install import adobe, service
 from focusdrop.bridge.install.record import Record
+from focusdrop.bridge.settings import INSTALL, add_flags, default_config_path, from_args, read_config, resolve
 
 WHAT = adobe.APPLICATIONS + ("service", "all")
 
@@ -17,8 +17,7 @@ def record_path(dest: Path | None) -> Path:
 
 
 def install(args: argparse.Namespace) -> int:
-    config = load_config(Path(args.config) if args.config else None,
-                         {"inbox": args.hot_folder, "out": args.out})
+    config = resolve(read_config(Path(args.config) if args.config else None), from_args(args))
     dest = Path(args.dest).expanduser().resolve() if args.dest else None
     if dest is not None and not dest.is_dir():
         raise ValueError(f"{dest}: --dest must be an existing folder")
@@ -28,12 +27,12 @@ def install(args: argparse.Namespace) -> int:
     for what in chosen:
         if what == "service":
             for path, kind in service.service_files(dest).items():
-                record.write_file(path, service.contents(kind, config.inbox, config.out))
+                record.write_file(path, service.contents(kind, config.hot_folder, config.out))
                 print(f"focusdrop: wrote {path}")
                 steps.append(service.NEXT_STEP[kind])
             continue
         for folder in adobe.targets(what, dest):
-            for name, data in adobe.files_for(what, config.inbox, config.out, args.colour_space).items():
+            for name, data in adobe.files_for(what, config.hot_folder, config.out, args.colour_space).items():
                 record.write_file(folder / name, data)
                 print(f"focusdrop: wrote {folder / name}")
         steps.append(adobe.NEXT_STEP[what])
@@ -58,8 +57,7 @@ def add_commands(commands) -> None:
     p = commands.add_parser("install", help="install the Lightroom preset, the Bridge and Photoshop scripts, "
                                             "or the login service")
     p.add_argument("what", choices=WHAT)
-    p.add_argument("--hot-folder", help="the hot folder (default: from the config file, else ~/FocusDrop/In)")
-    p.add_argument("--out", help="the output folder (default: from the config file, else ~/FocusDrop/Out)")
+    add_flags(p, INSTALL)  # --hot-folder, --out
     p.add_argument("--colour-space", choices=tuple(adobe.COLOUR_SPACES), default="prophoto",
                    help="the Lightroom preset's colour space (default prophoto)")
     p.add_argument("--dest", help="write into this folder instead of the applications' own (required where "

@@ -16,25 +16,25 @@ from xml.sax.saxutils import escape
 LABEL = "org.focusdrop.watch"
 
 
-def command(inbox: Path, out: Path) -> list[str]:
+def command(hot_folder: Path, out: Path) -> list[str]:
     """The service's command line: this Python running ``focusdrop watch IN --out OUT``."""
-    return [sys.executable, "-m", "focusdrop.bridge.cli", "watch", str(inbox), "--out", str(out)]
+    return [sys.executable, "-m", "focusdrop.bridge.cli", "watch", str(hot_folder), "--out", str(out)]
 
 
-def launchd_plist(inbox: Path, out: Path) -> bytes:
-    return plistlib.dumps({"Label": LABEL, "ProgramArguments": command(inbox, out), "RunAtLoad": True,
+def launchd_plist(hot_folder: Path, out: Path) -> bytes:
+    return plistlib.dumps({"Label": LABEL, "ProgramArguments": command(hot_folder, out), "RunAtLoad": True,
                            "KeepAlive": {"SuccessfulExit": False}, "ProcessType": "Background"})
 
 
-def systemd_unit(inbox: Path, out: Path) -> bytes:
-    quoted = " ".join('"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"' for part in command(inbox, out))
-    return (f"[Unit]\nDescription=FocusDrop hot folder: stack each focus bracket that lands in {inbox}\n\n"
+def systemd_unit(hot_folder: Path, out: Path) -> bytes:
+    quoted = " ".join('"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"' for part in command(hot_folder, out))
+    return (f"[Unit]\nDescription=FocusDrop hot folder: stack each focus bracket that lands in {hot_folder}\n\n"
             f"[Service]\nExecStart={quoted}\nRestart=on-failure\nRestartSec=5\n\n"
             f"[Install]\nWantedBy=default.target\n").encode("utf-8")
 
 
-def windows_task(inbox: Path, out: Path) -> bytes:
-    program, *arguments = command(inbox, out)
+def windows_task(hot_folder: Path, out: Path) -> bytes:
+    program, *arguments = command(hot_folder, out)
     joined = " ".join(f'"{a}"' if " " in a else a for a in arguments)
     return ('<?xml version="1.0" encoding="UTF-16"?>\n'
             '<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">\n'
@@ -61,8 +61,8 @@ def service_files(dest: Path | None) -> dict[Path, str]:
     return {Path.home() / ".config" / "systemd" / "user" / "focusdrop.service": "systemd"}
 
 
-def contents(kind: str, inbox: Path, out: Path) -> bytes:
-    return {"launchd": launchd_plist, "systemd": systemd_unit, "windows": windows_task}[kind](inbox, out)
+def contents(kind: str, hot_folder: Path, out: Path) -> bytes:
+    return {"launchd": launchd_plist, "systemd": systemd_unit, "windows": windows_task}[kind](hot_folder, out)
 
 
 NEXT_STEP = {

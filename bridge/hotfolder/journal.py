@@ -18,10 +18,12 @@ STATES = ("claiming", "waiting", "running", "done", "failed")
 
 @dataclass(frozen=True)
 class Job:
-    """One stack. folder: where its frames live while it waits and runs; frames: file names in focus
-    order; options: what the manifest asked for; sources: where the frames came from (for a claim to
-    finish after a crash); outputs: result paths chosen when it started; archive: where its frames went;
-    worker: the machine that stacked it ("local" on this one); task: its Dask key on a cluster."""
+    """One stack. folder: where its frames live while it waits and runs; frames: file names, in the order
+    to stack them; options: the settings its manifest amends (bridge.settings.to_json); sources: where the
+    frames came from (for a claim to finish after a crash); outputs: result paths chosen when it started;
+    archive: where its frames went; worker: the machine that stacked it ("local" on this one); task: its
+    Dask key on a cluster; job_id: the exporter's id, for its outcome record; problem: why it cannot be
+    stacked at all (a bad manifest, a file that never became a frame), known when it was claimed."""
 
     id: int
     name: str
@@ -38,11 +40,13 @@ class Job:
     finished: float | None
     worker: str | None = None
     task: str | None = None
+    job_id: str | None = None
+    problem: str | None = None
 
 
 _COLUMNS = ("id", "name", "state", "folder", "frames", "options", "sources", "outputs", "archive", "error",
-            "created", "started", "finished", "worker", "task")
-_ADDED = ("worker", "task")  # columns a journal from an earlier version lacks
+            "created", "started", "finished", "worker", "task", "job_id", "problem")
+_ADDED = ("worker", "task", "job_id", "problem")  # columns a journal from an earlier version lacks
 _JSON = ("frames", "options", "sources", "outputs")
 
 
@@ -57,19 +61,21 @@ class Journal:
             self._db.execute(
                 "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, name TEXT, state TEXT, folder TEXT,"
                 " frames TEXT, options TEXT, sources TEXT, outputs TEXT DEFAULT '[]', archive TEXT, error TEXT,"
-                " created REAL, started REAL, finished REAL, worker TEXT, task TEXT)")
+                " created REAL, started REAL, finished REAL, worker TEXT, task TEXT, job_id TEXT, problem TEXT)")
             present = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
             for column in _ADDED:
                 if column not in present:
                     self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
 
-    def add(self, name: str, folder_of, frames: list[str], options: dict, sources: list[str]) -> Job:
+    def add(self, name: str, folder_of, frames: list[str], options: dict, sources: list[str],
+            job_id: str | None = None, problem: str | None = None) -> Job:
         """Record a new job in state 'claiming'; ``folder_of(id)`` names its work folder."""
         with self._lock:  # one transaction: a crash never leaves a job without its folder
             self._db.execute("BEGIN IMMEDIATE")
             cursor = self._db.execute(
-                "INSERT INTO jobs (name, state, frames, options, sources, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (name, "claiming", json.dumps(frames), json.dumps(options), json.dumps(sources), time.time()))
+                "INSERT INTO jobs (name, state, frames, options, sources, created, job_id, problem)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (name, "claiming", json.dumps(frames), json.dumps(options),
+                                                     json.dumps(sources), time.time(), job_id, problem))
             job_id = cursor.lastrowid
             self._db.execute("UPDATE jobs SET folder = ? WHERE id = ?", (str(folder_of(job_id)), job_id))
             self._db.execute("COMMIT")

@@ -24,14 +24,17 @@ from watchdog.events import DirMovedEvent, FileSystemEvent, FileSystemEventHandl
 from watchdog.observers import Observer
 from watchdog.observers.polling import PollingObserver
 
-from focusdrop.bridge.cluster.runner import ClusterRunner, needs_cluster_extra, security
-from focusdrop.bridge.config import WatchConfig
-from focusdrop.bridge.inbox import PARTIAL, Inbox
-from focusdrop.bridge.jobs import LocalRunner, Workspace, claim, recover, run_job
-from focusdrop.bridge.journal import Job
+from focusdrop.bridge.hotfolder.inbox import Inbox
+from focusdrop.bridge.hotfolder.journal import Job
+from focusdrop.bridge.hotfolder.layout import PARTIAL, Layout, Workspace
+from focusdrop.bridge.hotfolder.lifecycle import claim, run_job
+from focusdrop.bridge.hotfolder.recovery import recover
+from focusdrop.bridge.hotfolder.runner import LocalRunner, Runner
+from focusdrop.bridge.settings import Fallback, Settings
 
 log = logging.getLogger("focusdrop")
 MAX_THREADS = 64  # with a cluster: stacks waited on at once (the cluster's capacity sets how many run)
+RESCAN = 2.0  # seconds between safety-net rescans of the hot folder
 
 
 def open_in_default_app(path: Path) -> None:
@@ -47,6 +50,18 @@ def open_in_default_app(path: Path) -> None:
         log.warning("could not open %s: %s", path.name, e.strerror or e)
 
 
+def _runner(settings: Settings) -> Runner:
+    """This machine's runner, or a cluster's (with this machine's as its fallback if asked for)."""
+    local = LocalRunner(settings.workers)
+    if not settings.cluster:
+        return local
+    from focusdrop.bridge.cluster.runner import ClusterRunner, needs_cluster_extra, security
+    needs_cluster_extra()
+    fallback = local if settings.cluster_fallback is Fallback.LOCAL else None
+    return ClusterRunner(settings.cluster, security(settings.cluster_ca, settings.cluster_cert, settings.insecure,
+                                                    settings.cluster), fallback)
+
+
 class _Wake(FileSystemEventHandler):
     def __init__(self, service: "Service"):
         self.service = service
@@ -58,21 +73,16 @@ class _Wake(FileSystemEventHandler):
 
 
 class Service:
-    """One hot folder being watched. ``run`` blocks until ``stop`` (or a signal) ends it."""
+    """One hot folder being watched, as ``settings`` say; ``rescan``: seconds between rescans. ``run`` blocks
+    until ``stop`` (or a signal) ends it."""
 
-    def __init__(self, config: WatchConfig):
-        self.config = config
-        local = LocalRunner(config.workers)
-        if config.cluster:  # checked first: nothing is made for a bad cluster setting
-            needs_cluster_extra()
-            fallback = local if config.cluster_fallback == "local" else None
-            self.runner = ClusterRunner(config.cluster, security(config.cluster_ca, config.cluster_cert,
-                                                                 config.insecure, config.cluster), fallback)
-        else:
-            self.runner = local
-        self.workspace = Workspace(config.inbox, config.out)
-        inside = (config.out.name,) if config.out.parent == config.inbox else ()
-        self.inbox = Inbox(config.inbox, config.quiet, config.gap, ignore=inside, give_up=config.give_up)
+    def __init__(self, settings: Settings, rescan: float = RESCAN):
+        self.settings, self.rescan = settings, rescan
+        self.runner = _runner(settings)  # first: nothing is made for a bad cluster setting
+        layout = Layout(settings.hot_folder, settings.out)
+        self.workspace = Workspace(layout)
+        self.inbox = Inbox(settings.hot_folder, settings.quiet, settings.gap, ignore=layout.ignored,
+                           give_up=settings.give_up, max_megapixels=settings.max_megapixels)
         self.wake = threading.Event()
         self._stopping = threading.Event()
         self._running: dict[int, Future] = {}
@@ -94,7 +104,7 @@ class Service:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, self._on_signal)
             signal.signal(signal.SIGTERM, self._on_signal)
-        logfile = logging.handlers.RotatingFileHandler(self.workspace.log, maxBytes=2**20, backupCount=5,
+        logfile = logging.handlers.RotatingFileHandler(self.workspace.layout.log, maxBytes=2**20, backupCount=5,
                                                        encoding="utf-8")
         logfile.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logfile.setLevel(logging.INFO)
@@ -107,18 +117,19 @@ class Service:
 
     def _run(self) -> None:
         recover(self.workspace, self.runner.alive)
-        observer = PollingObserver(timeout=self.config.rescan) if self.config.polling else Observer()
-        observer.schedule(_Wake(self), str(self.config.inbox), recursive=False)
+        settings = self.settings
+        observer = PollingObserver(timeout=self.rescan) if settings.polling else Observer()
+        observer.schedule(_Wake(self), str(settings.hot_folder), recursive=False)
         observer.start()
-        where = (f"cluster {self.config.cluster}" if self.config.cluster else f"{self.config.workers} worker(s)")
-        log.info("watching %s (results to %s; quiet %g s, gap %g s, %s, %s)", self.config.inbox,
-                 self.config.out, self.config.quiet, self.config.gap, self.config.format, where)
-        threads = MAX_THREADS if self.config.cluster else self.config.workers
+        where = f"cluster {settings.cluster}" if settings.cluster else f"{settings.workers} worker(s)"
+        log.info("watching %s (results to %s; quiet %g s, gap %g s, %s, %s)", settings.hot_folder,
+                 settings.out, settings.quiet, settings.gap, settings.format, where)
+        threads = MAX_THREADS if settings.cluster else settings.workers
         try:
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 while not self._stopping.is_set():
                     self._pass(pool)
-                    self.wake.wait(self.config.rescan)
+                    self.wake.wait(self.rescan)
                     self.wake.clear()
                 for future in list(self._running.values()):
                     future.result()
@@ -130,8 +141,8 @@ class Service:
         log.info("stopped")
 
     def _run_job(self, job: Job) -> Job:
-        job = run_job(self.workspace, job, self.config, self.runner)
-        if self.config.open and job.state == "done":
+        job = run_job(self.workspace, job, self.settings, self.runner)
+        if self.settings.open and job.state == "done":
             open_in_default_app(Path(job.outputs[0]))
         return job
 

@@ -6,26 +6,28 @@ import os
 import time
 from pathlib import Path
 
-from focusdrop.bridge.inbox import PARTIAL, RESERVED, is_frame_name
-from focusdrop.bridge.journal import STATES, Job, Journal
-from focusdrop.engine.frames import FrameError, probe_frame
+from focusdrop.bridge.hotfolder.inbox import is_frame_name
+from focusdrop.bridge.hotfolder.journal import STATES, Job, Journal
+from focusdrop.bridge.hotfolder.layout import PARTIAL, Layout
+from focusdrop.engine.frameinfo import FrameError
+from focusdrop.engine.frames import MAX_MEGAPIXELS, probe_frame
 
 
-def waiting_files(inbox: Path, quiet: float, ignore: tuple[str, ...] = ()) -> list[dict]:
+def waiting_files(layout: Layout, quiet: float, max_megapixels: float = MAX_MEGAPIXELS) -> list[dict]:
     """Loose files and job folders in the hot folder, each {"file", "state", "problem"}: state "settling"
     (changed within the quiet period, or a job folder still open as NAME.partial), "ready" (the service
     takes it at its next pass) or "unusable" (problem says why)."""
     now, found = time.time(), []
-    for entry in sorted(os.scandir(inbox), key=lambda e: e.name):
+    for entry in sorted(os.scandir(layout.hot_folder), key=lambda e: e.name):
         path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):
-            if entry.name.startswith(".") or entry.name in RESERVED or entry.name in ignore:
+            if entry.name.startswith(".") or entry.name in layout.ignored:
                 continue
             state = "settling" if entry.name.endswith(PARTIAL) else "ready"
             found.append({"file": entry.name + "/", "state": state, "problem": ""})
         elif is_frame_name(path):
             try:
-                probe_frame(path)
+                probe_frame(path, max_megapixels)
                 problem = ""
             except FrameError as e:
                 problem = e.problem
@@ -35,8 +37,8 @@ def waiting_files(inbox: Path, quiet: float, ignore: tuple[str, ...] = ()) -> li
     return found
 
 
-def status_data(journal: Journal, inbox: Path, quiet: float, log: Path, last: int = 10,
-                ignore: tuple[str, ...] = ()) -> dict:
+def status_data(journal: Journal, layout: Layout, quiet: float, last: int = 10,
+                max_megapixels: float = MAX_MEGAPIXELS) -> dict:
     """Everything ``status`` shows, JSON-ready: counts per state, stacks finished in the last hour, the
     ``last`` most recent stacks (with the machine that stacked each), the files waiting in the hot folder,
     the service's log file."""
@@ -45,8 +47,8 @@ def status_data(journal: Journal, inbox: Path, quiet: float, log: Path, last: in
     return {"counts": {state: sum(j.state == state for j in jobs) for state in STATES},
             "last_hour": sum(j.state == "done" and (j.finished or 0) > hour_ago for j in jobs),
             "stacks": [_job(job) for job in jobs[-last:]],
-            "waiting": waiting_files(inbox, quiet, ignore),
-            "log": str(log)}
+            "waiting": waiting_files(layout, quiet, max_megapixels),
+            "log": str(layout.log)}
 
 
 def _job(job: Job) -> dict:

@@ -4,7 +4,7 @@ Every scan notes each candidate's size and modification time; a file whose size 
 changed for SETTLE seconds and that opens as a complete frame (engine.frames.probe_frame: header, every
 strip present, end marker) is settled (exporters write progressively, sometimes under temporary names,
 which are not image names and so are never candidates). Then:
-- loose frames in the folder itself are split into bursts (bridge.grouping); a burst is ready once
+- loose frames in the folder itself are split into bursts (bridge.hotfolder.grouping); a burst is ready once
   nothing in it has changed for the quiet period, and it is not the newest burst while frames are still
   arriving;
 - a loose file that does not open as a complete frame is waited for: one whose data stops short (an
@@ -17,7 +17,6 @@ which are not image names and so are never candidates). Then:
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -25,31 +24,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from focusdrop.bridge.grouping import LooseFrame, split_bursts
-from focusdrop.engine.frames import IMAGE_SUFFIXES, FrameError, IncompleteFrame, capture_time, list_frames, probe_frame
+from focusdrop.bridge.hotfolder.grouping import LooseFrame, split_bursts
+from focusdrop.bridge.hotfolder.layout import PARTIAL, RESERVED
+from focusdrop.bridge.hotfolder.manifest import MANIFEST, Manifest, read_manifest
+from focusdrop.engine.frameinfo import FrameError, IncompleteFrame
+from focusdrop.engine.frames import IMAGE_SUFFIXES, MAX_MEGAPIXELS, capture_time, list_frames, probe_frame
 
 log = logging.getLogger("focusdrop")
 
 SETTLE = 2.0            # seconds a file's size and time must hold still
 GIVE_UP = 60.0          # default seconds an unusable file may sit unchanged before it is sent to failed/
-RESERVED = {"done", "failed"}
-PARTIAL = ".partial"
 SIDECAR = ".xmp"
-MANIFEST = "manifest.json"
 
 
 @dataclass(frozen=True)
 class ReadyStack:
-    """A stack to take. frames: in focus order; sidecars: files that travel with them; folder: the job
-    folder to move whole (None for loose frames); manifest: its parsed contents, or an error message."""
+    """A stack to take. frames: in the order found (capture time, or as the manifest lists them);
+    sidecars: files that travel with them; folder: the job folder to move whole (None for loose frames);
+    manifest: what its manifest.json says; problem: why it cannot be stacked (a bad manifest, a file that
+    never became a frame), "" if nothing is known against it."""
 
     name: str
     frames: list[Path]
     sidecars: list[Path] = field(default_factory=list)
     folder: Path | None = None
-    manifest: dict | str = field(default_factory=dict)
+    manifest: Manifest = field(default_factory=Manifest)
     how: str = ""
-    problem: str = ""  # a file that never became a usable frame: what is wrong with it
+    problem: str = ""
 
 
 @dataclass
@@ -67,13 +68,15 @@ def is_frame_name(path: Path) -> bool:
 
 
 class Inbox:
-    """The hot folder ``root``; quiet, gap and give_up in seconds; clock: monotonic seconds (tests may
-    replace it); ignore: more folder names to leave alone (the output folder, when it lies inside)."""
+    """The hot folder ``hot_folder``; quiet, gap and give_up in seconds; clock: monotonic seconds (tests may
+    replace it); ignore: more folder names to leave alone (the output folder, when it lies inside);
+    max_megapixels: the largest frame taken (engine.frames.probe_frame)."""
 
-    def __init__(self, root: Path, quiet: float, gap: float, clock: Callable[[], float] = time.monotonic,
-                 ignore: tuple[str, ...] = (), give_up: float = GIVE_UP):
-        self.root = root
+    def __init__(self, hot_folder: Path, quiet: float, gap: float, clock: Callable[[], float] = time.monotonic,
+                 ignore: tuple[str, ...] = (), give_up: float = GIVE_UP, max_megapixels: float = MAX_MEGAPIXELS):
+        self.hot_folder = hot_folder
         self.ignore = RESERVED | set(ignore)  # folder names that are never job folders
+        self.max_megapixels = max_megapixels
         self.quiet, self.gap, self.give_up, self.clock = quiet, gap, max(give_up, quiet), clock
         self._seen: dict[Path, _Seen] = {}
         self._renamed: set[Path] = set()
@@ -86,7 +89,7 @@ class Inbox:
         """Look at the folder once; return the stacks that are ready, oldest first."""
         now = self.clock()
         loose, folders = [], []
-        with os.scandir(self.root) as entries:
+        with os.scandir(self.hot_folder) as entries:
             for entry in entries:
                 path = Path(entry.path)
                 if entry.is_dir(follow_symlinks=False):
@@ -125,7 +128,7 @@ class Inbox:
             elif still >= self.give_up:
                 ready.append(ReadyStack(path.stem, [path], self._sidecars([path]),
                                         how=f"unusable for {self.give_up:g} s",
-                                        problem=f"{seen.problem}; unchanged for {self.give_up:g} s"))
+                                        problem=f"{path.name}: {seen.problem}; unchanged for {self.give_up:g} s"))
             elif still < (self.give_up if seen.cut_short else self.quiet):
                 arriving = True  # perhaps an export stalled: wait for it, for a while
         bursts = split_bursts(settled, self.gap)
@@ -143,7 +146,7 @@ class Inbox:
         """Note a settled file's header and capture time as ``seen.frame``, or its problem as
         ``seen.problem`` (logged once per change of the file)."""
         try:
-            info = probe_frame(path)
+            info = probe_frame(path, self.max_megapixels)
         except FrameError as e:
             if e.problem != seen.problem:
                 log.warning("waiting for %s: %s", path.name, e.problem)
@@ -156,7 +159,7 @@ class Inbox:
     def _sidecars(self, frames: list[Path]) -> list[Path]:
         """IMG_1.xmp or IMG_1.tif.xmp beside IMG_1.tif, any case."""
         names = {(f.stem + SIDECAR).lower() for f in frames} | {(f.name + SIDECAR).lower() for f in frames}
-        return sorted(p for p in self.root.iterdir() if p.name.lower() in names)
+        return sorted(p for p in self.hot_folder.iterdir() if p.name.lower() in names)
 
     def _ready_folder(self, folder: Path, now: float) -> ReadyStack | None:
         try:
@@ -175,12 +178,15 @@ class Inbox:
             how = f"job folder quiet for {self.quiet:g} s"
         else:
             return None
-        manifest = read_manifest(folder) if has_manifest else {}
-        name = manifest.get("name", folder.name) if isinstance(manifest, dict) else folder.name
-        frames = list_frames(folder)
-        if isinstance(manifest, dict) and "frames" in manifest:
-            frames = [folder / str(f) for f in manifest["frames"]]
-        return ReadyStack(str(name), frames, folder=folder, manifest=manifest, how=how)
+        manifest, problem = Manifest(), ""
+        if has_manifest:
+            try:
+                manifest = read_manifest(folder)
+            except ValueError as e:
+                problem = str(e)
+        frames = list_frames(folder) if manifest.frames is None else [folder / f for f in manifest.frames]
+        return ReadyStack(manifest.name or folder.name, frames, folder=folder, manifest=manifest, how=how,
+                          problem=problem)
 
 
     def _all_open(self, folder: Path, seen: _Seen) -> bool:
@@ -188,24 +194,10 @@ class Inbox:
         (once per change of the folder)."""
         for frame in list_frames(folder):
             try:
-                probe_frame(frame)
+                probe_frame(frame, self.max_megapixels)
             except FrameError as e:
                 if e.problem != seen.problem:
                     log.warning("waiting for %s/%s: %s", folder.name, frame.name, e.problem)
                 seen.problem = e.problem
                 return False
         return True
-
-
-def read_manifest(folder: Path) -> dict | str:
-    """The job folder's manifest.json as a dict, or a one-line description of what is wrong with it."""
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        return f"{MANIFEST} is not valid JSON ({e})"
-    if not isinstance(manifest, dict):
-        return f"{MANIFEST} must hold a JSON object"
-    if "frames" in manifest and not (isinstance(manifest["frames"], list)
-                                     and all(isinstance(f, str) and "/" not in f for f in manifest["frames"])):
-        return f"{MANIFEST}: \"frames\" must be a list of file names in this folder"
-    return manifest

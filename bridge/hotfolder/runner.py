@@ -1,0 +1,55 @@
+"""Where a stack runs: the protocol the service drives, and the runner for this machine (the cluster's is
+bridge.cluster.runner)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Protocol
+
+from focusdrop.bridge.hotfolder.journal import Job
+from focusdrop.bridge.stacking import stack_record
+from focusdrop.engine.pipeline import StackOptions
+
+
+class RunnerUnavailable(RuntimeError):
+    """The runner cannot take the stack now (a cluster's scheduler cannot be reached): the stack waits, it
+    has not failed."""
+
+
+class Runner(Protocol):
+    def capacity(self) -> int:
+        """How many stacks may run at once now."""
+
+    def running_on(self) -> dict[str, str]:
+        """{task key: machine} for the stacks running now on other machines."""
+
+    def alive(self, task: str) -> bool:
+        """Whether task ``task`` (a key ``run`` remembered) still runs: a restarted service reattaches."""
+
+    def run(self, job: Job, options: StackOptions, remember: Callable[[str], None]) -> dict:
+        """Stack ``job``'s frames into its outputs; returns bridge.stacking.stack_record's record.
+        ``remember(key)`` journals a task key before the task starts. Raises RunnerUnavailable."""
+
+    def close(self) -> None:
+        """Let go of what the runner holds (connections)."""
+
+
+class LocalRunner:
+    """Stacks on this machine, ``workers`` stacks at a time (the service's threads)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def capacity(self) -> int:
+        return self.workers
+
+    def running_on(self) -> dict[str, str]:
+        return {}  # no tasks: the service's own threads run the stacks
+
+    def alive(self, task: str) -> bool:
+        return False
+
+    def run(self, job: Job, options: StackOptions, remember: Callable[[str], None]) -> dict:
+        return stack_record([job.folder / f for f in job.frames], [Path(o) for o in job.outputs], options, "local")
+
+    def close(self) -> None:
+        pass
