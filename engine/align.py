@@ -1,33 +1,10 @@
 """Alignment: an affine transform (shift, rotation, magnification) from every frame to the reference.
 
-Each frame is registered to the frame it matches best (engine.order picks the pairs: frames near in
-focus differ least in blur) and the transforms are chained to the reference frame. Registration of a pair
-is two-step:
-1. Coarse and robust: SIFT keypoints (Lowe 2004) on a grey image of about 1 MP, Lowe's ratio test, RANSAC
-   for a 4-parameter similarity (``cv2.estimateAffinePartial2D``). The shared/notes calibration found
-   feature matching free of the drift that intensity methods show when started from nothing.
-2. Fine: ECC (Evangelidis & Psarakis 2008, ``cv2.findTransformECC``) on a grey image of about 0.7 MP,
-   started from step 1's similarity, in linear light. Lenses blur linear light; compared in gamma-encoded
-   values, a blurred edge's local mean shifts and ECC drifts by about 0.1 px per frame (as shared/notes
-   saw). Measured on the synthetic brackets: SIFT alone 0.1-0.3 px at the corners (worth ~1.2 dB on
-   fine texture), ECC on encoded values 0.07-0.18 px per pair, ECC in linear light 0.02-0.05 px.
-   ECC's template is the blurrier of the two frames (the one with fewer keypoints), the sharper one is
-   warped onto it: the other way round, ECC settled 0.9 px off on a pair of frames blurred by 20 px
-   (0.17 px this way), while keypoints were within 0.4 px.
-   Keypoints can mislead: on the shared microscope bracket (soft frames, fixed line artefacts of the
-   camera) SIFT's similarity was 2-5 px off, and ECC from there settled beside it; registered two ways,
-   frames landed 5-11 px apart. So a first ECC pass at 256 px (as focus-stack starts its own) checks the
-   start: where it moves a keypoint by more than the RANSAC tolerance, ECC is run from there too, and the
-   estimate that correlates best (the keypoints', ECC's from them, ECC's from the coarse pass) wins. On
-   that bracket every loop then closes within 2 px (median 0.7 px); on the synthetic brackets nothing
-   changes, as the coarse pass agrees with the keypoints.
-When step 1 fails (a frame blurred past recognition has few keypoints, and few that match), ECC alone
-decides, coarse to fine from no motion, for a shift and for an affine transform, whichever correlates
-better: a blurred frame still correlates with its neighbour (0.95-0.99 measured on the shared
-circuit-board bracket blurred by 25-40 px), a frame of another scene does not (0.01-0.2). The affine fit
-is needed where magnification changes (1-3 % across the microscope bracket's blurred frames, where a
-shift alone left loops 4-6 px open); on a frame blurred by 30 px it lands 4 px from the truth at the
-corners (a shift alone: 1-2 px), nothing beside such a blur.
+Each pair (engine.order picks which) is registered in two steps: coarse and robust, SIFT keypoints (Lowe
+2004), Lowe's ratio test and a RANSAC similarity, checked by a first ECC pass at 256 px; then fine, ECC
+(Evangelidis & Psarakis 2008) in linear light, as lenses blur, with the blurrier frame as the template.
+A pair without matching keypoints (a frame blurred past recognition) is registered by ECC alone, coarse
+to fine, for a shift and for an affine fit, whichever correlates better. Measurements: docs/measurements.md.
 """
 from __future__ import annotations
 

@@ -1,33 +1,12 @@
 """Depth-map fusion: a soft per-pixel choice of the sharpest frames, streamed one frame at a time.
 
-Every frame k gets the weight w_k = (F_k / S + floor) ** p at each pixel, F_k its focus measure, S a scale
-fixed by the first frame (its 99.9th percentile), p = 8 by default; the output is sum(w_k I_k) / sum(w_k).
-Soft weights beat a hard arg-max by 1.3-2.3 dB in the shared/notes calibration: neighbouring frames differ
-little in blur, and blending the 2-4 sharpest averages out noise. On this project's synthetic brackets
-(9 and 15 frames, noise 0.3 % and 1 %) p = 8 beat p = 4 by 0.2-0.8 dB and p = 2 by 1-2 dB.
-
-The floor is the focus a frame needs to be chosen over the others: 50 times the first frame's 10th
-percentile (where a product shot has plain background, that is sensor noise), at most 5 % of S, at least
-10 ** (-30 / p) (which keeps p-th powers out of float32's denormal range). Where every frame is flatter
-than the floor, all frames weigh the same: plain background is averaged, not picked pixel by pixel from
-whichever frame's noise is strongest. Measured when the layer masks were these weights: the shared ring
-bracket's 4.6 times smoother (mean step between neighbouring mask pixels 0.052 -> 0.011), the beetle's 2.7
-times, synthetic PSNR unchanged (-0.01 dB). Should a later frame be over 1000 times sharper than S (the first frame
-was all blur), S grows to that frame's peak and the sums so far shrink by the same factor to the p: the
-p-th powers stay far from float32's overflow, and every weight keeps its ratio to the others.
-
-Where no frame is sharper than the floor (plain background), the average of all frames is wrong beside an
-edge: the frames in which the edge is blurred spread its colour there (a glow, a dark skirt), while the
-frame in which it is sharp shows the plain background clean. So a second blend runs alongside, each frame
-weighted by its focus spread wide (engine.focus.nearby_focus): (F_wide / S + floor) ** 4. Near an edge
-the edge's sharp frame has the most focus nearby; far from every edge all weigh the same. The result takes
-this second blend where every frame is far below the floor (a quarter of it), the first from half of it
-up: depth-map inpainting in spirit, the frame of the nearest edge carrying on into the flat area, as
-``depth`` does for the masks. Not nearer the floor: dark, low-contrast texture sits there, and beside a
-depth step the wide spread reaches across.
-
-``depth`` gives which frame supplies each pixel, cleaned for reading (engine.masks): the layered
-document's masks and the depth-map layer are drawn from it.
+Every frame k weighs w_k = (F_k / S + floor) ** p at each pixel (F_k its focus measure, engine.focus; S a
+scale fixed by the first frame; p = 8), and the result is sum(w_k I_k) / sum(w_k): the 2-4 sharpest
+frames blend, which averages noise. Where no frame is sharper than the floor (plain background), a second
+blend weights each frame by its focus spread wide (engine.focus.nearby_focus), so beside an edge the frame
+sharp at that edge supplies the background rather than the frames that smear the edge's blur over it:
+depth-map inpainting in spirit (as focus-stack's). ``depth`` says which frame supplies each pixel
+(engine.masks). Measurements and what was tried: docs/measurements.md.
 """
 from __future__ import annotations
 

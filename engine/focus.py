@@ -1,23 +1,10 @@
 """Focus measure: how sharp each pixel of a frame is, as locally averaged Laplacian energy.
 
-The Laplacian responds to the fine detail that defocus removes (Nayar & Nakagawa 1994 use its modified
-form); the shared/notes calibration found Laplacian energy 1.5-4 dB better than Sobel energy. A light blur
-first (sigma 0.7 px) keeps sensor noise from reading as detail; a wider blur after (sigma 3 px) spreads
-each edge's energy over its neighbourhood, so the choice of frame is coherent rather than per-pixel noise.
-On this project's synthetic brackets sigma 0.7 beat 1.0 by 0.2-0.7 dB.
-
-The spread is also what puts a band beside depth steps: it carries the frame that is sharp on one side
-of a step onto the pixels on the other (the band's error lies within 3 px of the step). A 1 px spread
-halved that zone (band 3.05 -> 1.76 dB below the rest on the sphere bracket, PSNR +0.1 dB), but on the
-shared circuit-board bracket it left the result visibly speckled, colour noise at every edge: neighbouring
-frames, near-equal in sharpness, then win pixel by pixel; 2 px still speckled. So 3 px stays, followed by a
-local minimum over a 9 px disc (grey erosion), which cuts energy that leaked across a step back by the
-distance it leaked, and a 2 px blur, which softens the shoulders the minimum leaves. Without that blur the
-erosion also cut an edge's energy tail short, and beside thin strands the frames in which they are blurred
-won at the rim of their blur disc: a faint line parallel to each strand (band-passed error 5-20 px beside
-strands 0.42 -> 0.65 levels; with the blur 0.45). Measured with the blur: band beside depth steps 3.06 ->
-1.76 dB below the rest (sphere), 3.83 -> 2.39 dB (hard steps), PSNR +0.1 to +0.2 dB; no speckle on the
-circuit board. A 5 px minimum did less for the bands and as much for the lines.
+The Laplacian responds to the fine detail that defocus removes (Nayar & Nakagawa 1994). A light blur first
+(sigma 0.7 px) keeps sensor noise from reading as detail; a wider blur after (sigma 3 px) spreads each
+edge's energy over its neighbourhood so the choice of frame is coherent; a local minimum over a 9 px disc
+then cuts back the energy that the spread carried across a depth step, and a 2 px blur softens its
+shoulders. Measurements: docs/measurements.md.
 """
 from __future__ import annotations
 

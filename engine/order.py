@@ -1,27 +1,18 @@
 """Registration order: which frame to register to which, and the frames' focus order, found from how
 well every pair of frames matches, so that neither depends on the order the files came in.
 
-Bridge's "Send to" passes frames in the order they were clicked, cameras bracket far to near or near to
-far, microscopes go back and forth; registering file-name neighbours then pairs frames far apart in focus,
-whose keypoints do not match. As panorama stitchers do (Brown & Lowe, "Automatic panoramic image
-stitching using invariant features", 2007), every pair is matched cheaply (the strongest keypoints only,
-a RANSAC similarity), and each pair's strength is its number of consistent matches. The focus order is a
-seriation of that graph: frames near in focus match best, so sorting by the Fiedler vector of the graph's
-Laplacian (Atkins, Boman & Hendrickson, "A spectral algorithm for seriation", 1998) lays them out in focus
-order. Transforms are chained along that order from the reference out, where neighbours match, and along
-the strongest match otherwise. Chaining along the strongest matches alone (a maximum spanning tree, as
-Brown & Lowe) took longer hops between frames of different blur: 1.04 px at the corners instead of 0.30
-on a heavily blurred bracket. Frames two apart in focus order are registered too, to close loops: where
-that disagrees with the chain, the frames involved are uncertain. (The cheap all-pairs matches cannot
-serve: keypoints on edges blurred differently sit apart, 1.5-4 px at the middle half's corners where the
-chain was right within 0.5 px.)
+As panorama stitchers do (Brown & Lowe 2007), every pair is matched cheaply on its strongest keypoints; a
+pair's strength is its number of consistent matches. Frames near in focus match best, so sorting by the
+Fiedler vector of that graph's Laplacian (Atkins, Boman & Hendrickson 1998), mended by 2-opt, lays them
+out in focus order. Transforms are chained along that order from the reference out; frames two apart are
+registered too, to close loops and name the frames whose registration is uncertain.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from focusdrop.engine import geometry
-from focusdrop.engine.align import MIN_INLIERS, AlignmentError, FrameKey, match_features
+from focusdrop.engine.align import AlignmentError, FrameKey, match_features
 
 GRAPH_KEYPOINTS = 500  # strongest keypoints per frame matched between every pair
 CLEARLY_BETTER = 1.25  # the estimated order replaces the given one only if its neighbours match this much better

@@ -1,17 +1,10 @@
 """Shading: a smooth gain field per frame, against brightness and colour that drift unevenly across the frame.
 
-The global exposure gain (exposure.py) cannot correct a drift that differs across the frame: vignetting that
-changes with focus distance, or the tint of a medium (resin, glass, water) that changes with depth. Fusion
-takes a strip beside each edge from the frames in which the edge is sharp and the plain background farther
-out from all frames; where the two differ in colour, a band (a halo) follows every edge.
-
-The drift is measured where nothing else can make two aligned frames differ: on plain areas (flat in both
-frames, nothing clipped), where defocus moves no light. There the field is the ratio of the reference's
-linear light to the frame's, low-passed by normalised convolution (Gaussian, sigma 1/40 of the width, as
-the issue's prototype); it fades to 1 (the global gain alone) away from plain areas. Measured over whole
-images instead, the ratio also follows the light that defocus moves across depth edges: a quadratic fit to
-it cost 0.25-0.4 dB on the textured synthetic brackets. Plain backgrounds are where product shots have
-their bands, and where this measures them.
+Vignetting that changes with focus distance, or a medium's tint that changes with depth, puts a band
+beside every edge where frames sharp at the edge meet a background taken from others. The drift is
+measured where defocus moves no light: on plain areas (flat in both frames, nothing clipped), as the ratio
+of the reference's linear light to the frame's, low-passed by normalised convolution (Gaussian, 1/40 of
+the width); it fades to the global gain (engine.exposure) away from them.
 """
 from __future__ import annotations
 
