@@ -1,0 +1,113 @@
+"""Quality without ground truth: a stacked result measured against its own bracket's frames.
+
+- Tile detail: in each 24 px tile, the detail between 1 and 3 px (luma, Gaussian sigma 0.8 minus sigma
+  2.5, squared, averaged) of the result over that of the sharpest frame there, the frames registered onto
+  the result. Over the sharpest quarter of the inner tiles: the median, the 10th percentile and the share
+  below 0.8. A blend that averages nearly equally sharp frames, each blurred a little differently, scores
+  below 1; a result as detailed as the best frame in every tile scores 1.
+- Haze: beside a thin dark subject on a plain background, the result minus the frame sharp at the subject,
+  in 8-bit luma levels, averaged over plain pixels by distance from the subject's dark edges. A haze is a
+  dip 10-40 px out against 40-160 px out.
+
+A real bracket is one line of BRACKETS: its folder under ../shared/data/real, and where it has a thin
+dark subject on a plain background, the crop (rows, columns of the result) and the frame sharp there.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from focusdrop.engine.frames import read_frame
+from focusdrop.engine.pipeline import StackResult
+from focusdrop.engine.warp import warp_to_reference
+
+TILE = 24
+HAZE_BANDS = ((3, 10), (10, 20), (20, 40), (40, 160))  # px from the dark edges
+
+
+@dataclass(frozen=True)
+class RealBracket:
+    """name: the folder; haze: ((row0, row1, col0, col1) of the result, the file sharp at the dark subject
+    there) or None; detail_trusted: False where registration confounds the tile measure (strong
+    breathing, a microscope's doubled edges): judged by eye in the gallery instead."""
+
+    name: str
+    haze: tuple[tuple[int, int, int, int], str] | None = None
+    detail_trusted: bool = True
+
+
+BRACKETS = [
+    RealBracket("cmcguinness_steps"),
+    RealBracket("noahpeeters_dsc"),
+    RealBracket("lucalista_amber", haze=((650, 1050, 500, 1000), "0001.jpg")),
+    RealBracket("lackmann1994_lightbox", detail_trusted=False),
+    RealBracket("petteri_pcb_depthmap", detail_trusted=False),
+    RealBracket("la3lma_scorpion", detail_trusted=False),
+]
+
+
+def luma(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32 in [0, 1] -> (H, W) float32 luma in 8-bit levels."""
+    return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) * np.float32(255.0)
+
+
+def to_unit(pixels: np.ndarray) -> np.ndarray:
+    return pixels.astype(np.float32) / np.float32(np.iinfo(pixels.dtype).max)
+
+
+def registered_frames(result: StackResult) -> list[np.ndarray]:
+    """Each frame of the stack on the result's pixel grid, (h, w, 3) float32 in [0, 1], with its gains."""
+    a = result.alignment
+    return [warp_to_reference(read_frame(info), a.to_ref[k], a.box, a.gains[k], info.full_scale, a.shading[k])
+            for k, info in enumerate(a.frames)]
+
+
+def band_detail(image: np.ndarray) -> np.ndarray:
+    """Per-tile mean of the squared 1-3 px band of the luma: (rows, cols) float64 for TILE px tiles."""
+    grey = luma(image)
+    band = cv2.GaussianBlur(grey, (0, 0), 0.8) - cv2.GaussianBlur(grey, (0, 0), 2.5)
+    band *= band
+    rows, cols = grey.shape[0] // TILE, grey.shape[1] // TILE
+    return band[:rows * TILE, :cols * TILE].reshape(rows, TILE, cols, TILE).mean(axis=(1, 3), dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class TileDetail:
+    median: float
+    p10: float
+    below_08: float  # share of the tiles below 0.8
+
+    def __str__(self) -> str:
+        return f"median {self.median:.3f}, 10th percentile {self.p10:.3f}, {100 * self.below_08:.1f} % below 0.8"
+
+
+def tile_detail(result: np.ndarray, frames: list[np.ndarray]) -> TileDetail:
+    """The result's tile detail over the best frame's, over the sharpest quarter of the inner tiles (the
+    outer ring of tiles left out: resampling and the crop edge)."""
+    best = np.max([band_detail(f) for f in frames], axis=0)[1:-1, 1:-1]
+    ratio = band_detail(result)[1:-1, 1:-1] / np.maximum(best, 1e-9)
+    sharp = best >= np.percentile(best, 75)
+    values = ratio[sharp]
+    return TileDetail(float(np.median(values)), float(np.percentile(values, 10)), float(np.mean(values < 0.8)))
+
+
+def haze_profile(result: np.ndarray, sharp: np.ndarray, crop: tuple[int, int, int, int]) -> list[float]:
+    """Mean of result - sharp, 8-bit luma, over plain pixels of ``crop`` in each of HAZE_BANDS (px from the
+    dark subject's edges in the sharp frame)."""
+    r0, r1, c0, c1 = crop
+    mine, theirs = luma(result[r0:r1, c0:c1]), luma(sharp[r0:r1, c0:c1])
+    background = float(np.median(theirs))
+    dark = theirs < background - 40  # the subject: well darker than the plain background
+    dark = cv2.morphologyEx(dark.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    distance = cv2.distanceTransform((~dark).astype(np.uint8), cv2.DIST_L2, 5)
+    fine = theirs - cv2.GaussianBlur(theirs, (0, 0), 1.5)
+    plain = cv2.GaussianBlur(fine * fine, (0, 0), 3) < 4.0  # under 2 levels of detail at 1.5 px
+    difference = mine - theirs
+    return [float(difference[plain & (distance >= lo) & (distance < hi)].mean()) for lo, hi in HAZE_BANDS]
+
+
+def haze_steps(profile: list[float]) -> tuple[float, float]:
+    """The dip 10-20 px and 20-40 px out, against 40-160 px out (levels; a haze makes them negative)."""
+    return profile[1] - profile[3], profile[2] - profile[3]
