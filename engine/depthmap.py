@@ -2,7 +2,8 @@
 
 Every frame k weighs w_k = (F_k / S + floor) ** p at each pixel (F_k its focus measure, engine.focus; S a
 scale fixed by the first frame; p = 8), and the result is sum(w_k I_k) / sum(w_k): the 2-4 sharpest
-frames blend, which averages noise. Where no frame is sharper than the floor (plain background), a second
+frames blend, which averages noise. Where no frame is sharper than the floor, or none stands out from the
+others in focus (plain background, where the first blend would average every frame), a second
 blend weights each frame by its focus spread wide (engine.focus.nearby_focus), so beside an edge the frame
 sharp at that edge supplies the background rather than the frames that smear the edge's blur over it:
 depth-map inpainting in spirit (as focus-stack's). ``depth`` says which frame supplies each pixel
@@ -17,9 +18,12 @@ from focusdrop.engine.masks import owner_map
 
 NOISE_PERCENTILE, NOISE_FACTOR, MAX_FLOOR = 10.0, 50.0, 0.05
 CONFIDENCE_SIGMA = 2.0  # px
-NEARBY_POWER = 4
 PLAIN_BELOW = 0.25  # sharpness (focus / floor) below which a pixel is plain: the second blend, full
 MAX_RATIO = 1000.0  # focus / S beyond which S is raised: 1000 ** 8 is far below float32's 3e38
+NEARBY_POWER = 8  # the second blend's: the frame sharp at the nearest edges takes the plain area beside them
+CLEAR_BELOW, CLEAR_ABOVE = 1.4, 1.8  # focus contrast (best frame's over the frames' mean) below which a pixel
+# is plain whatever its sharpness, above which the first blend may take it
+CONTRAST_SIGMAS = (CONFIDENCE_SIGMA, 6.0)  # px: windows of the contrast; the smaller contrast counts
 
 
 class DepthmapFusion:
@@ -36,6 +40,8 @@ class DepthmapFusion:
         self._sum = np.zeros((h, w, channels), np.float32)    # sum of w_k * I_k
         self._weight = np.zeros((h, w), np.float32)            # sum of w_k
         self._best = np.zeros((h, w), np.float32)              # largest focus so far
+        self._focus_sum = np.zeros((h, w), np.float32)         # sum of the frames' focus
+        self._count = 0
         self._depth = np.zeros((h, w), np.uint16)              # index of the frame that had it
         self._spread = np.empty((h, w, channels), np.float32)  # the weight, once per channel
         self._flat_sum = np.zeros((h, w, channels), np.float32)   # the second blend, for plain areas
@@ -55,6 +61,8 @@ class DepthmapFusion:
             self._scale = np.float32(max(high, 1e-12))
             self._floor = np.float32(max(self._floor, min(NOISE_FACTOR * noise / self._scale, MAX_FLOOR)))
         np.copyto(self._depth, np.uint16(index), where=focus > self._best)
+        self._focus_sum += focus
+        self._count += 1
         np.maximum(self._best, focus, out=self._best)
         weight = focus
         weight *= 1.0 / self._scale
@@ -90,12 +98,29 @@ class DepthmapFusion:
             self._sharp = best * np.float32(1.0 / (self._floor * self._scale))
         return self._sharp
 
+    def _clarity(self) -> np.ndarray:
+        """(H, W) float32 in [0, 1]: whether one frame stands out in focus here (1) or none does (0), from
+        the best frame's focus over the frames' mean, in two windows (CONTRAST_SIGMAS), the lower. Where the
+        frames are all near the noise floor, the first blend's weights are nearly equal and it averages every
+        frame, blurred skirts of nearby edges included: such pixels go to the second blend however sharp."""
+        contrast = None
+        for sigma in CONTRAST_SIGMAS:
+            best = cv2.GaussianBlur(self._best, (0, 0), sigma)
+            mean = cv2.GaussianBlur(self._focus_sum, (0, 0), sigma) * np.float32(1.0 / self._count)
+            ratio = best / np.maximum(mean, np.float32(1e-30))
+            contrast = ratio if contrast is None else np.minimum(contrast, ratio, out=contrast)
+        contrast -= CLEAR_BELOW
+        contrast *= 1.0 / (CLEAR_ABOVE - CLEAR_BELOW)
+        return np.clip(contrast, 0.0, 1.0, out=contrast)
+
     def result(self) -> np.ndarray:
         """The fused image so far, (H, W, C) float32: the focus blend where a frame is sharp, the blend by
         focus nearby where none is."""
         sharp = np.divide(self._sum, self._weight[..., None], out=self._spread)
         plain = np.divide(self._flat_sum, self._flat_weight[..., None], out=self._flat_sum)
-        trust = np.clip((self._sharpness() - PLAIN_BELOW) * (1.0 / PLAIN_BELOW), 0.0, 1.0)[..., None]
+        trust = np.clip((self._sharpness() - PLAIN_BELOW) * (1.0 / PLAIN_BELOW), 0.0, 1.0)
+        trust *= self._clarity()
+        trust = trust[..., None]
         sharp -= plain
         sharp *= trust
         sharp += plain
