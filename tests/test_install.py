@@ -1,11 +1,14 @@
 """``focusdrop install``: the shipped Adobe-side files are run, not only read: the Lightroom preset in Lua
 5.1 (Lightroom's Lua), the Bridge and Photoshop scripts in Node.js against stand-ins for ExtendScript's
 objects (tests/extendscript.js); the service files are parsed; uninstall leaves the folder as it was."""
+import contextlib
+import io
 import json
 import os
 import plistlib
 import shutil
 import subprocess
+import sys
 import time
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
@@ -228,3 +231,67 @@ def test_raw_files_libraw_cannot_read_are_refused_by_name(tmp_path):
     run = focusdrop("stack", tmp_path, "-o", tmp_path / "out.psd")
     assert run.returncode == 2
     assert run.stderr.startswith("focusdrop: error: IMG_1.CR2: raw file LibRaw cannot read")
+
+
+def _pretend(monkeypatch, tmp_path, platform: str) -> dict[str, Path]:
+    """This process as a Mac or a Windows PC whose home, Adobe folders and config live under tmp_path."""
+    home = tmp_path / "home"
+    home.mkdir()
+    places = {"home": home, "config": tmp_path / "config", "appdata": home / "AppData", "programs": tmp_path / "Programs"}
+    monkeypatch.setattr(sys, "platform", platform)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(places["config"]))
+    monkeypatch.setenv("APPDATA", str(places["appdata"]))
+    monkeypatch.setenv("PROGRAMFILES", str(places["programs"]))
+    return places
+
+
+def _cli(*args) -> tuple[int, str]:
+    from focusdrop.bridge.cli import main
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main([str(a) for a in args])
+    return code, out.getvalue()
+
+
+def test_a_mac_with_lightroom_but_no_photoshop_installs_the_rest_and_uninstalls_it_all(monkeypatch, tmp_path):
+    places = _pretend(monkeypatch, tmp_path, "darwin")
+    adobe_support = places["home"] / "Library/Application Support/Adobe"
+    (adobe_support / "Bridge 2025").mkdir(parents=True)
+    before = _snapshot(tmp_path)
+    code, said = _cli("install", "all", "--hot-folder", tmp_path / "In")
+    assert code == 0, said
+    assert "skipped photoshop: no Adobe Photoshop found in /Applications" in said
+    assert (adobe_support / "Lightroom" / "Modules" / "FocusDrop.lrplugin" / "Info.lua").exists()
+    assert (adobe_support / "Bridge 2025" / "Startup Scripts" / "FocusDrop.jsx").exists()
+    assert (places["home"] / "Library/LaunchAgents/org.focusdrop.watch.plist").exists()
+    code, said = _cli("uninstall")
+    assert code == 0, said
+    assert _snapshot(tmp_path) == before
+
+
+def test_a_folder_that_cannot_be_written_stops_the_run_but_uninstall_removes_what_was_written(monkeypatch, tmp_path):
+    """On Windows, Photoshop's scripts go under Program Files: without the rights there (here: a file where
+    a folder must be), the run stops naming the folder, and what it wrote before is still undone."""
+    places = _pretend(monkeypatch, tmp_path, "win32")
+    (places["appdata"] / "Adobe" / "Bridge 2024").mkdir(parents=True)
+    photoshop = places["programs"] / "Adobe" / "Adobe Photoshop 2025"
+    photoshop.mkdir(parents=True)
+    (photoshop / "Presets").write_text("not a folder")
+    before = _snapshot(tmp_path)
+    code, said = _cli("install", "all", "--hot-folder", tmp_path / "In")
+    assert code == 2 and said.count("\n") == said.count("wrote ") + 1, said
+    assert said.splitlines()[-1].startswith(f"focusdrop: error: {photoshop}: cannot write photoshop's files here")
+    assert "give --dest DIR" in said.splitlines()[-1]
+    assert (places["appdata"] / "Adobe" / "Lightroom" / PRESET.split("/", 1)[1]).exists()
+    code, said = _cli("uninstall")
+    assert code == 0 and "removed" in said
+    assert _snapshot(tmp_path) == before
+
+
+def test_install_with_no_application_found_says_so(monkeypatch, tmp_path):
+    _pretend(monkeypatch, tmp_path, "darwin")
+    code, said = _cli("install", "photoshop")
+    assert code == 2 and said == ("focusdrop: skipped photoshop: no Adobe Photoshop found in /Applications (start "
+                                  "it once, or give --dest DIR)\nfocusdrop: error: nothing installed: photoshop not "
+                                  "found on this machine\n")

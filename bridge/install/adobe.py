@@ -73,8 +73,12 @@ def targets(application: str, dest: Path | None) -> list[Path]:
         found = sorted(p / "Presets" / "Scripts" for p in programs.glob("Adobe Photoshop*") if p.is_dir())
         where = programs
     if not found:
-        raise ValueError(f"no Adobe {application.title()} found in {where}; start it once, or give --dest DIR")
+        raise NotInstalled(f"no Adobe {application.title()} found in {where} (start it once, or give --dest DIR)")
     return found
+
+
+class NotInstalled(ValueError):
+    """An application FocusDrop has files for is not on this machine."""
 
 
 def files_for(application: str, hot_folder: Path, out: Path, colour_space: str) -> dict[str, bytes]:

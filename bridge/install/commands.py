@@ -23,23 +23,47 @@ def install(args: argparse.Namespace) -> int:
         raise ValueError(f"{dest}: --dest must be an existing folder")
     record = Record(record_path(dest))
     chosen = adobe.APPLICATIONS + ("service",) if args.what == "all" else (args.what,)
-    steps = []
+    steps, skipped = [], []
     for what in chosen:
-        if what == "service":
-            for path, kind in service.service_files(dest).items():
-                record.write_file(path, service.contents(kind, config.hot_folder, config.out))
-                print(f"focusdrop: wrote {path}")
-                steps.append(service.NEXT_STEP[kind])
+        try:
+            written = _install_one(what, config, dest, args.colour_space, record)
+        except adobe.NotInstalled as e:
+            print(f"focusdrop: skipped {what}: {e}")
+            skipped.append(what)
             continue
-        for folder in adobe.targets(what, dest):
-            for name, data in adobe.files_for(what, config.hot_folder, config.out, args.colour_space).items():
-                record.write_file(folder / name, data)
-                print(f"focusdrop: wrote {folder / name}")
-        steps.append(adobe.NEXT_STEP[what])
-    record.save()
+        for path in written:
+            print(f"focusdrop: wrote {path}")
+        steps += [service.NEXT_STEP[kind] for kind in dict.fromkeys(written.values())] if what == "service" \
+            else [adobe.NEXT_STEP[what]]
+    if len(skipped) == len(chosen):
+        raise ValueError(f"nothing installed: {', '.join(skipped)} not found on this machine")
     for step in steps:
         print(f"focusdrop: left to do: {step}")
     return 0
+
+
+def _install_one(what: str, config, dest: Path | None, colour_space: str, record: Record) -> dict[Path, str]:
+    """Write one application's files (or the login service's), each noted in ``record`` as it is written.
+    Returns {path: kind} of what was written. Raises adobe.NotInstalled, or ValueError naming a folder
+    that cannot be written and the way out."""
+    if what == "service":
+        planned = {path: (kind, service.contents(kind, config.hot_folder, config.out))
+                   for path, kind in service.service_files(dest).items()}
+    else:
+        planned = {folder / name: (what, data) for folder in adobe.targets(what, dest)
+                   for name, data in adobe.files_for(what, config.hot_folder, config.out, colour_space).items()}
+    written = {}
+    for path, (kind, data) in planned.items():
+        try:
+            record.write_file(path, data)
+        except OSError as e:
+            folder = next((p for p in path.parents if p.is_dir()), path.parent)
+            raise ValueError(f"{folder}: cannot write {what}'s files here ({e.strerror or e}); run the installer "
+                             f"as a user who may write there (an administrator, for a folder under Program "
+                             f"Files), or give --dest DIR and copy them by hand; focusdrop uninstall removes "
+                             f"what was written so far") from None
+        written[path] = kind
+    return written
 
 
 def uninstall(args: argparse.Namespace) -> int:

@@ -1,4 +1,7 @@
-"""What ``focusdrop install`` wrote, so that ``uninstall`` removes exactly that and nothing else."""
+"""What ``focusdrop install`` wrote, so that ``uninstall`` removes exactly that and nothing else.
+
+The record is saved as each file is written, before the next: a run stopped part-way (a folder it cannot
+write, a missing application) still leaves a record of everything it did write."""
 from __future__ import annotations
 
 import json
@@ -17,23 +20,29 @@ class Record:
         self.folders: list[str] = data.get("folders", [])
 
     def write_file(self, path: Path, data: bytes) -> None:
-        """Write ``path`` (atomically), creating and noting the folders it needs."""
+        """Write ``path`` (atomically), creating and noting the folders it needs; the record is saved after
+        each folder and after the file. Raises OSError from the file system."""
         missing = [p for p in reversed(path.parents) if not p.exists()]
         for folder in missing:
             folder.mkdir()
             self.folders.append(str(folder))
+            self.save()
         write_durably(path, data)
         if str(path) not in self.files:
             self.files.append(str(path))
+            self.save()
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in [p for p in reversed(self.path.parents) if not p.exists()]:  # noted: uninstall removes it
+            folder.mkdir()
+            self.folders.append(str(folder))
         write_durably(self.path, json.dumps({"files": self.files, "folders": self.folders}, indent=1).encode())
 
     def remove_all(self) -> list[str]:
         """Delete every file noted, then every folder noted that is now empty, then the record itself.
         Returns what was removed."""
         removed = []
+        self.path.unlink(missing_ok=True)  # first: its folder may be one of those to remove
         for name in self.files:
             if Path(name).is_file():
                 Path(name).unlink()
@@ -43,5 +52,4 @@ class Record:
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
                 removed.append(name + "/")
-        self.path.unlink(missing_ok=True)
         return removed
