@@ -155,6 +155,23 @@ def test_service_files_parse_and_run_focusdrop_watch(tmp_path):
     assert "watch" in task.find("t:Actions/t:Exec/t:Arguments", namespace).text
 
 
+def test_the_windows_task_runs_at_this_users_logon_on_battery_without_a_console(monkeypatch, tmp_path):
+    monkeypatch.setenv("USERNAME", "anne")
+    monkeypatch.setenv("USERDOMAIN", "STUDIO")
+    monkeypatch.setattr(sys, "executable", r"C:\Python311\python.exe")
+    task = ElementTree.fromstring(service.windows_task(tmp_path / "In", tmp_path / "Out"))
+    t = {"t": "http://schemas.microsoft.com/windows/2004/02/mit/task"}
+    assert task.find("t:Triggers/t:LogonTrigger/t:UserId", t).text == "STUDIO\\anne"
+    principal = task.find("t:Principals/t:Principal", t)
+    assert principal.find("t:UserId", t).text == "STUDIO\\anne"
+    assert principal.find("t:LogonType", t).text == "InteractiveToken"
+    assert principal.find("t:RunLevel", t).text == "LeastPrivilege"
+    assert task.find("t:Actions", t).get("Context") == principal.get("id")
+    assert task.find("t:Settings/t:DisallowStartIfOnBatteries", t).text == "false"
+    assert task.find("t:Settings/t:StopIfGoingOnBatteries", t).text == "false"
+    assert task.find("t:Actions/t:Exec/t:Command", t).text.endswith("pythonw.exe")
+
+
 def _run_lightroom_export(tmp_path: Path, plugin: Path, frames: list[Path], times: list[float]) -> dict:
     """Run the installed plug-in's processRenderedPhotos in Lua 5.1, against tests/lightroom_sdk.lua, with
     ``frames`` as the renditions (copies: the provider moves them); returns what it added and said."""

@@ -3,14 +3,17 @@
 - macOS: a launchd agent, ``~/Library/LaunchAgents/org.focusdrop.watch.plist`` (RunAtLoad, KeepAlive);
 - Linux: a systemd user unit, ``~/.config/systemd/user/focusdrop.service`` (``systemctl --user enable --now
   focusdrop``);
-- Windows: a Task Scheduler task (logon trigger) as XML, for ``schtasks /Create /TN FocusDrop /XML FILE``.
+- Windows: a Task Scheduler task as XML (this user's logon, this user's rights, on battery too, no console
+  window), for ``schtasks /Create /TN FocusDrop /XML FILE``.
 The service writes its own log (In/.focusdrop/focusdrop.log, which ``focusdrop status`` names).
 """
 from __future__ import annotations
 
+import getpass
+import os
 import plistlib
 import sys
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from xml.sax.saxutils import escape
 
 LABEL = "org.focusdrop.watch"
@@ -34,17 +37,34 @@ def systemd_unit(hot_folder: Path, out: Path) -> bytes:
 
 
 def windows_task(hot_folder: Path, out: Path) -> bytes:
+    """A Task Scheduler task (schema 1.2): at this user's logon, as this user with least privilege (no
+    administrator rights), on battery too, no time limit, restarted after a failure; run by pythonw.exe,
+    which opens no console window."""
     program, *arguments = command(hot_folder, out)
+    if PureWindowsPath(program).name.lower() == "python.exe":
+        program = str(PureWindowsPath(program).with_name("pythonw.exe"))
     joined = " ".join(f'"{a}"' if " " in a else a for a in arguments)
+    user = escape(current_user())
     return ('<?xml version="1.0" encoding="UTF-16"?>\n'
             '<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">\n'
             '  <RegistrationInfo><Description>FocusDrop hot folder</Description></RegistrationInfo>\n'
-            '  <Triggers><LogonTrigger><Enabled>true</Enabled></LogonTrigger></Triggers>\n'
-            '  <Settings><ExecutionTimeLimit>PT0S</ExecutionTimeLimit><RestartOnFailure><Interval>PT1M'
-            '</Interval><Count>3</Count></RestartOnFailure></Settings>\n'
-            f'  <Actions><Exec><Command>{escape(program)}</Command><Arguments>{escape(joined)}</Arguments>'
-            '</Exec></Actions>\n'
+            f'  <Triggers><LogonTrigger><Enabled>true</Enabled><UserId>{user}</UserId></LogonTrigger></Triggers>\n'
+            f'  <Principals><Principal id="Author"><UserId>{user}</UserId><LogonType>InteractiveToken</LogonType>'
+            '<RunLevel>LeastPrivilege</RunLevel></Principal></Principals>\n'
+            '  <Settings><DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>'
+            '<StopIfGoingOnBatteries>false</StopIfGoingOnBatteries><ExecutionTimeLimit>PT0S</ExecutionTimeLimit>'
+            '<RestartOnFailure><Interval>PT1M</Interval><Count>3</Count></RestartOnFailure></Settings>\n'
+            f'  <Actions Context="Author"><Exec><Command>{escape(program)}</Command>'
+            f'<Arguments>{escape(joined)}</Arguments></Exec></Actions>\n'
             '</Task>\n').encode("utf-16")
+
+
+def current_user() -> str:
+    """This user as Task Scheduler names one: DOMAIN\\user on Windows (USERDOMAIN, USERNAME), else the
+    login name."""
+    name = os.environ.get("USERNAME") or getpass.getuser()
+    domain = os.environ.get("USERDOMAIN")
+    return f"{domain}\\{name}" if domain else name
 
 
 def service_files(dest: Path | None) -> dict[Path, str]:
