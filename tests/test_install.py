@@ -120,6 +120,49 @@ def test_bridge_names_a_missing_hot_folder(tmp_path):
                                                 "or cannot be reached"]
 
 
+def _bridge(tmp_path: Path, mode: str, frames: list[Path], **env: str) -> dict:
+    """Install the Bridge script under tmp_path/adobe (hot folder tmp_path/In) and choose Send to FocusDrop."""
+    (tmp_path / "adobe").mkdir(exist_ok=True)
+    (tmp_path / "In").mkdir(exist_ok=True)
+    _install(tmp_path / "adobe", "--hot-folder", tmp_path / "In")
+    script = tmp_path / "adobe" / "Bridge" / "Startup Scripts" / "FocusDrop.jsx"
+    run = subprocess.run([NODE, STANDINS, mode, script, *frames], capture_output=True, text=True,
+                         env={**os.environ, **env})
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+def test_bridge_keeps_names_with_hash_and_ampersand_and_loads_twice_without_a_second_menu(tmp_path):
+    """Bridge gives names URI-encoded (# as %23, & as %26: decodeURI leaves them); a startup script loaded
+    twice must not create its menu again (Bridge throws on a duplicate id), and reads its settings from
+    where it was loaded, not from $.fileName in the menu callback."""
+    card = tmp_path / "card"
+    card.mkdir()
+    frames = [card / f"Ring #4 & Co_{k}.tif" for k in (1, 2)]
+    for frame in frames:
+        frame.write_bytes(b"frame")
+    result = _bridge(tmp_path, "bridge-twice", frames)
+    assert result["alerts"] == [f"FocusDrop: sent Ring #4 & Co_1 to {tmp_path / 'In'}"]
+    assert len(result["menus"]) == 2
+    assert files(tmp_path / "In" / "Ring #4 & Co_1") == ["Ring #4 & Co_1.tif", "Ring #4 & Co_2.tif", "manifest.json"]
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
+def test_bridge_says_so_when_a_file_cannot_be_copied(tmp_path):
+    """File.copy returns false rather than throwing: a sidecar that cannot be copied is named, and no job
+    starts (the folder stays NAME.partial, which the service never takes)."""
+    card = tmp_path / "card"
+    card.mkdir()
+    frames = [card / f"f_{k}.tif" for k in (1, 2)]
+    for frame in frames:
+        frame.write_bytes(b"frame")
+    (card / "f_2.xmp").write_text("<x:xmpmeta/>")
+    result = _bridge(tmp_path, "bridge", frames, FOCUSDROP_FAIL_COPY="f_2.xmp")
+    assert result["alerts"] == [f"FocusDrop: cannot copy {card / 'f_2.xmp'} into {tmp_path / 'In' / 'f_1.partial'}"]
+    assert files(tmp_path / "In") == ["f_1.partial"]
+
+
 @pytest.mark.skipif(NODE is None, reason="Node.js is not installed")
 def test_photoshop_opens_the_newest_whole_result(tmp_path):
     out = tmp_path / "Out ü"

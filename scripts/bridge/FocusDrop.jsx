@@ -9,6 +9,8 @@
 
 var FocusDrop = (function () {
     var SETTINGS = "FocusDrop.settings";
+    var HERE = new File($.fileName).parent;  // $.fileName names this script only while it loads
+    var MENUS = [["focusdrop_send", "at the end of Tools"], ["focusdrop_send_context", "at the end of Thumbnail"]];
 
     function readSettings(folder) {
         var file = new File(folder.fsName + "/" + SETTINGS), settings = {}, line, at;
@@ -77,20 +79,20 @@ var FocusDrop = (function () {
         if (files.length < 2) {
             throw new Error("FocusDrop: select the 2 or more frames of one focus bracket");
         }
-        name = freeName(hot, decodeURI(stem(files[0].name)));
+        name = freeName(hot, File.decode(stem(files[0].name)));
         partial = new Folder(hot.fsName + "/" + name + ".partial");
         if (!partial.create()) {
             throw new Error("FocusDrop: cannot create " + partial.fsName);
         }
         for (i = 0; i < files.length; i++) {
             file = files[i];
-            if (!file.copy(partial.fsName + "/" + decodeURI(file.name))) {
+            if (!file.copy(partial.fsName + "/" + File.decode(file.name))) {
                 throw new Error("FocusDrop: cannot copy " + file.fsName + " into " + partial.fsName);
             }
             sources.push(file.fsName);
-            sidecar = new File(file.parent.fsName + "/" + decodeURI(stem(file.name)) + ".xmp");
-            if (sidecar.exists) {
-                sidecar.copy(partial.fsName + "/" + decodeURI(sidecar.name));
+            sidecar = new File(file.parent.fsName + "/" + File.decode(stem(file.name)) + ".xmp");
+            if (sidecar.exists && !sidecar.copy(partial.fsName + "/" + File.decode(sidecar.name))) {
+                throw new Error("FocusDrop: cannot copy " + sidecar.fsName + " into " + partial.fsName);
             }
         }
         written = new File(partial.fsName + "/manifest.json");
@@ -116,20 +118,23 @@ var FocusDrop = (function () {
 
     function onSelect() {
         try {
-            var settings = readSettings(new File($.fileName).parent);
+            var settings = readSettings(HERE);
             var job = send(selectedFiles(), settings.hot_folder);
-            alert("FocusDrop: sent " + decodeURI(job.name) + " to " + settings.hot_folder);
+            alert("FocusDrop: sent " + File.decode(job.name) + " to " + settings.hot_folder);
         } catch (e) {
             alert(e.message);
         }
     }
 
+    // The menu commands, once: Bridge throws on a second element with the same id (the script loaded
+    // from two Startup Scripts folders, or run again by hand).
     function addMenus() {
-        var tools = MenuElement.create("command", "Send to FocusDrop", "at the end of Tools", "focusdrop_send");
-        var context = MenuElement.create("command", "Send to FocusDrop", "at the end of Thumbnail",
-                                         "focusdrop_send_context");
-        tools.onSelect = onSelect;
-        context.onSelect = onSelect;
+        var i, menu;
+        for (i = 0; i < MENUS.length; i++) {
+            menu = MenuElement.find(MENUS[i][0]) ||
+                MenuElement.create("command", "Send to FocusDrop", MENUS[i][1], MENUS[i][0]);
+            menu.onSelect = onSelect;
+        }
     }
 
     return {send: send, readSettings: readSettings, addMenus: addMenus, manifest: manifest};

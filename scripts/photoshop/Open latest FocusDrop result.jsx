@@ -4,8 +4,10 @@
 // Results appear there only by rename once complete, so the newest file is always whole. ES3 (ExtendScript).
 
 var FocusDropLatest = (function () {
+    var HERE = new File($.fileName).parent;  // $.fileName names this script only while it loads
+
     function setting(key) {
-        var file = new File(new File($.fileName).parent.fsName + "/FocusDrop.settings"), line, value = null;
+        var file = new File(HERE.fsName + "/FocusDrop.settings"), line, value = null;
         if (!file.exists) {
             throw new Error("FocusDrop: " + file.fsName + " is missing; run `focusdrop install photoshop` again");
         }
@@ -29,7 +31,7 @@ var FocusDropLatest = (function () {
         }
         files = folder.getFiles();
         for (i = 0; i < files.length; i++) {
-            name = decodeURI(files[i].name);
+            name = File.decode(files[i].name);
             if (files[i] instanceof File && /\.ps[db]$/i.test(name) && name.charAt(0) !== "." &&
                     (newest === null || files[i].modified > newest.modified)) {
                 newest = files[i];
