@@ -355,3 +355,29 @@ def test_install_with_no_application_found_says_so(monkeypatch, tmp_path):
     assert code == 2 and said == ("focusdrop: skipped photoshop: no Adobe Photoshop found in /Applications (start "
                                   "it once, or give --dest DIR)\nfocusdrop: error: nothing installed: photoshop not "
                                   "found on this machine\n")
+
+
+@pytest.fixture(scope="session")
+def acorn(tmp_path_factory) -> Path:
+    """acorn, the JavaScript parser, from the npm registry into a folder of this test session."""
+    npm = shutil.which("npm")
+    if NODE is None or npm is None:
+        pytest.skip("Node.js and npm are not installed")
+    folder = tmp_path_factory.mktemp("acorn")
+    run = subprocess.run([npm, "install", "--no-save", "--no-audit", "--no-fund", "--prefix", str(folder), "acorn@8"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return folder / "node_modules" / "acorn"
+
+
+@pytest.mark.parametrize("script", ["bridge/FocusDrop.jsx", "photoshop/Open latest FocusDrop result.jsx"])
+def test_the_adobe_scripts_are_ecmascript_3(acorn, script):
+    """ExtendScript is ES3: no let, const, arrow functions, JSON, trailing commas in objects... Node runs ES5
+    and later happily, so the scripts are also parsed as ES3 alone."""
+    source = adobe.script(*script.split("/")).decode("utf-8")
+    check = ("const acorn = require(process.argv[1]); const fs = require('fs');"
+             "acorn.parse(fs.readFileSync(0, 'utf8'), {ecmaVersion: 3});")
+    run = subprocess.run([NODE, "-e", check, str(acorn)], input=source, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    bad = subprocess.run([NODE, "-e", check, str(acorn)], input="var f = () => 1;", capture_output=True, text=True)
+    assert bad.returncode != 0  # the check can fail
