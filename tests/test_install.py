@@ -215,9 +215,11 @@ def test_the_windows_task_runs_at_this_users_logon_on_battery_without_a_console(
     assert task.find("t:Actions/t:Exec/t:Command", t).text.endswith("pythonw.exe")
 
 
-def _run_lightroom_export(tmp_path: Path, plugin: Path, frames: list[Path], times: list[float]) -> dict:
+def _run_lightroom_export(tmp_path: Path, plugin: Path, frames: list[Path], times: list[float],
+                          behaviour: dict | None = None, **properties) -> dict:
     """Run the installed plug-in's processRenderedPhotos in Lua 5.1, against tests/lightroom_sdk.lua, with
-    ``frames`` as the renditions (copies: the provider moves them); returns what it added and said."""
+    ``frames`` as the renditions (copies: the provider moves them) and ``behaviour`` for the stand-ins
+    (busy, cancel_after, fail_move); returns what it added and said, and how often it wrote."""
     lua = lua51.LuaRuntime()
     rendered = tmp_path / "rendered"
     rendered.mkdir(exist_ok=True)
@@ -226,44 +228,92 @@ def _run_lightroom_export(tmp_path: Path, plugin: Path, frames: list[Path], time
         copy = rendered / frame.name
         shutil.copy(frame, copy)
         renders.append(lua.table_from({"path": str(copy), "time": when, "source": str(frame)}))
-    host = lua.table_from({"exists": lambda p: Path(p).exists(), "mkdirs": lambda p: Path(p).mkdir(parents=True),
-                            "move": lambda a, b: os.rename(a, b), "read": lambda p: Path(p).read_text("utf-8"),
+    host = lua.table_from({"exists": lambda p: Path(p).exists(), "isfile": lambda p: Path(p).is_file(),
+                            "mkdirs": lambda p: Path(p).mkdir(parents=True), "move": lambda a, b: os.rename(a, b),
+                            "copy": lambda a, b: shutil.copyfile(a, b), "delete": lambda p: Path(p).unlink(),
+                            "read": lambda p: Path(p).read_text("utf-8"),
                             "sleep": lambda s: time.sleep(min(float(s), 0.5)), "now": time.time})
     make_sdk = lua.execute(Path(__file__).with_name("lightroom_sdk.lua").read_text(encoding="utf-8"))
-    properties = lua.table_from({"focusdrop_method": "depthmap", "focusdrop_format": "psd",
-                                  "focusdrop_addToCatalog": True})
-    sdk_import, context, done = make_sdk(host, lua.table_from(dict(enumerate(renders, 1))), properties)
+    chosen = lua.table_from({"focusdrop_method": "depthmap", "focusdrop_format": "psd",
+                             "focusdrop_addToCatalog": True, "focusdrop_placeResult": "copy", **properties})
+    sdk_import, context, done = make_sdk(host, lua.table_from(dict(enumerate(renders, 1))), chosen,
+                                         lua.table_from(behaviour or {}))
     lua.globals()["import"] = sdk_import
     lua.globals().package.path = str(plugin / "?.lua") + ";" + lua.globals().package.path
     provider = lua.execute((plugin / "FocusDropExportServiceProvider.lua").read_text(encoding="utf-8"))
     assert provider.allowFileFormats[1] == "TIFF"
     provider.processRenderedPhotos(None, context)
-    return {"added": [dict(row) for row in done.added.values()], "messages": list(done.messages.values())}
+    return {"added": [dict(row) for row in done.added.values()], "messages": list(done.messages.values()),
+            "writes": done.writes, "captions": list(done.captions.values())}
 
 
-def test_the_lightroom_plugin_sends_a_job_and_adds_its_own_result(tmp_path):
-    """Export > FocusDrop, run in Lua against SDK stand-ins while a real service runs: the job folder
-    arrives whole, with frames in capture-time order, and the plug-in adds exactly its own result, even
-    when NAME.psd was already taken, stacked above the first frame."""
+def _plugin_setup(tmp_path: Path) -> tuple[Path, Path, Path, list[Path]]:
+    """A hot folder and output folder (NAME.psd already taken in both Out and the frames' folder), the
+    plug-in installed for them, and a 3-frame bracket in a card folder."""
     root = tmp_path / "Bague ü"
     hot, out = root / "In", root / "Out"
     hot.mkdir(parents=True)
     out.mkdir()
-    (out / "frame_01.psd").write_bytes(b"an earlier result")
     (tmp_path / "adobe").mkdir()
     _install(tmp_path / "adobe", "--hot-folder", hot, "--out", out)
-    plugin = tmp_path / "adobe" / PLUGIN
+    _, frames = write_bracket(BracketSpec(width=240, height=160, frames=3, seed=6), tmp_path / "card")
+    return root, out, tmp_path / "adobe" / PLUGIN, frames
+
+
+def test_the_lightroom_plugin_sends_a_job_and_adds_its_own_result(tmp_path):
+    """Export > FocusDrop, run in Lua against SDK stand-ins while a real service runs: the job folder
+    arrives whole, with frames in capture-time order; the plug-in copies exactly its own result, even when
+    NAME.psd was already taken, into the first frame's folder (Lightroom stacks only within a folder) and
+    adds it there, stacked above the first frame."""
+    root, out, plugin, frames = _plugin_setup(tmp_path)
+    (out / "frame_01.psd").write_bytes(b"an earlier result")
+    (frames[0].parent / "frame_01.psd").write_bytes(b"another earlier result")
     info = lua51.LuaRuntime().execute((plugin / "Info.lua").read_text(encoding="utf-8"))
     assert info.LrExportServiceProvider.file == "FocusDropExportServiceProvider.lua"
-    _, frames = write_bracket(BracketSpec(width=240, height=160, frames=3, seed=6), tmp_path / "card")
     with watching(root) as (_, log):
         result = _run_lightroom_export(tmp_path, plugin, frames[::-1], [30.0, 20.0, 10.0])
     assert result["messages"] == []
-    assert result["added"] == [{"path": str(out / "frame_01-2.psd"), "source": str(frames[0]), "position": "above"}]
-    assert frame_layers(out / "frame_01-2.psd") == 3 and (out / "frame_01.psd").read_bytes() == b"an earlier result"
+    copy = frames[0].parent / "frame_01-2.psd"
+    assert result["added"] == [{"path": str(copy), "source": str(frames[0]), "position": "above"}]
+    assert frame_layers(copy) == 3 and (out / "frame_01-2.psd").read_bytes() == copy.read_bytes()
+    assert (out / "frame_01.psd").read_bytes() == b"an earlier result"
+    assert result["captions"] == ["Waiting for FocusDrop to stack frame_01 (Cancel: it goes on stacking)"]
+    hot = root / "In"
     manifest = json.loads((hot / "done" / "frame_01" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["frames"] == ["frame_01.tif", "frame_02.tif", "frame_03.tif"]
     assert manifest["source"] == [str(f) for f in frames] and manifest["job_id"].startswith("frame_01-")
+
+
+@pytest.mark.parametrize("busy, writes, added", [(15, 2, True), (1e9, 6, False)])
+def test_the_lightroom_plugin_waits_for_a_busy_catalogue(tmp_path, busy, writes, added):
+    """Another task writing the catalogue (a sync, an import) when the result arrives: the plug-in writes
+    with a timeout and tries again; if the catalogue stays busy, it says where the result is instead of
+    failing the export. Frames rendered on another volume (move refused) are copied into the job."""
+    root, out, plugin, frames = _plugin_setup(tmp_path)
+    with watching(root) as (_, log):
+        result = _run_lightroom_export(tmp_path, plugin, frames, [1.0, 2.0, 3.0],
+                                       {"busy": busy, "fail_move": "rendered"}, focusdrop_placeResult="move")
+    assert result["writes"] == writes
+    moved = frames[0].parent / "frame_01.psd"
+    assert moved.exists() and not (out / "frame_01.psd").exists()
+    if added:
+        assert result["added"] == [{"path": str(moved), "source": str(frames[0]), "position": "above"}]
+        assert result["messages"] == []
+    else:
+        assert result["added"] == []
+        assert result["messages"] == [f"FocusDrop stacked frame_01: The result is {moved}; it could not be added to "
+                                      "the catalogue (another task kept Lightroom's catalogue busy). Add it with "
+                                      "File > Import."]
+
+
+def test_cancel_while_the_lightroom_plugin_waits_leaves_the_job_to_the_service(tmp_path):
+    root, out, plugin, frames = _plugin_setup(tmp_path)  # no service runs: only Cancel ends the wait
+    result = _run_lightroom_export(tmp_path, plugin, frames, [1.0, 2.0, 3.0], {"cancel_after": 2})
+    assert result["added"] == []
+    assert result["messages"] == [f"FocusDrop: frame_01 goes on stacking: It is in the hot folder's queue; its "
+                                  f"result will be in {out} and is not added to the catalogue (focusdrop status "
+                                  "shows the queue)."]
+    assert files(root / "In" / "frame_01") == ["frame_01.tif", "frame_02.tif", "frame_03.tif", "manifest.json"]
 
 
 def test_the_lightroom_plugin_shows_a_failed_jobs_error(tmp_path):

@@ -88,8 +88,10 @@ def files_for(application: str, hot_folder: Path, out: Path, colour_space: str) 
         return {f"Export Presets/FocusDrop/{PRESET}": preset(hot_folder, colour_space),
                 **{f"{plugin}/{name}": script("lightroom", PLUGIN, name) for name in PLUGIN_FILES},
                 f"{plugin}/FocusDropSettings.lua": (
-                    "-- Written by `focusdrop install lightroom`: where the plug-in sends brackets.\n"
-                    f"return {{ hot_folder = {lua_string(str(hot_folder))} }}\n").encode("utf-8")}
+                    "-- Written by `focusdrop install lightroom`: where the plug-in sends brackets, and where\n"
+                    "-- their results land.\n"
+                    f"return {{ hot_folder = {lua_string(str(hot_folder))}, out = {lua_string(str(out))} }}\n"
+                    ).encode("utf-8")}
     if application == "bridge":
         return {BRIDGE_SCRIPT: script("bridge", BRIDGE_SCRIPT), SETTINGS: settings(hot_folder=hot_folder)}
     return {PHOTOSHOP_SCRIPT: script("photoshop", PHOTOSHOP_SCRIPT), SETTINGS: settings(out=out)}

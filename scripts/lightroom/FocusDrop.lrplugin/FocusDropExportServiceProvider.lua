@@ -1,8 +1,11 @@
 -- FocusDrop's export service: renders the selected frames as 16-bit TIFF into HOT/NAME.partial/, writes
 -- manifest.json (name, frame order by capture time then file name, method, format, source paths, a job id),
 -- renames the folder to HOT/NAME/ (the service's signal that the stack is complete), then, if asked, waits
--- for the service's record of that job (HOT/.focusdrop/results/JOB_ID.json) and adds the result to the
--- catalogue stacked above the first frame, or shows the job's error.txt. The hot folder comes from
+-- for the service's record of that job (HOT/.focusdrop/results/JOB_ID.json), showing progress and
+-- honouring Cancel, and copies (or moves) the result into the first frame's folder and adds it to the
+-- catalogue stacked above that frame (Lightroom stacks photos of one folder only), or shows the job's
+-- error.txt. Every file operation's result is checked; the catalogue is written with a timeout and tried
+-- again while another write holds it. The hot folder and the output folder come from
 -- FocusDropSettings.lua, written beside this file by `focusdrop install lightroom`.
 local LrApplication = import "LrApplication"
 local LrDate = import "LrDate"
@@ -10,12 +13,14 @@ local LrDialogs = import "LrDialogs"
 local LrErrors = import "LrErrors"
 local LrFileUtils = import "LrFileUtils"
 local LrPathUtils = import "LrPathUtils"
+local LrProgressScope = import "LrProgressScope"
 local LrTasks = import "LrTasks"
 local LrView = import "LrView"
 
 local settings = require "FocusDropSettings"
 
 local WAIT_SECONDS = 1800 -- a 40-frame 60 MP stack, queued behind others
+local WRITE_TIMEOUT, WRITE_TRIES = 10, 6 -- seconds per attempt at the catalogue, attempts
 
 local function jsonString(text)
 	local escaped = string.gsub(text, '[%c"\\]', function(c)
@@ -66,17 +71,101 @@ local function manifest(name, jobId, frames, sources, props)
 		' "created_by": "FocusDrop for Lightroom Classic"\n}\n'
 end
 
-local function waitForResult(hot, jobId)
+local function fail(text)
+	LrErrors.throwUserError("FocusDrop: " .. text)
+end
+
+-- Put a file at ``to``: moved, or where Lightroom cannot move it (another volume), copied and deleted.
+local function place(from, to)
+	if LrFileUtils.move(from, to) then
+		return
+	end
+	local ok, message = LrFileUtils.copy(from, to)
+	if not ok then
+		fail("cannot put " .. from .. " into " .. to .. " (" .. tostring(message) .. ")")
+	end
+	LrFileUtils.delete(from)
+end
+
+local function writeFile(path, text)
+	local file, message = io.open(path, "w")
+	if not file then
+		fail("cannot write " .. path .. " (" .. tostring(message) .. ")")
+	end
+	local written, writeMessage = file:write(text)
+	file:close()
+	if not written then
+		fail("cannot write " .. path .. " (" .. tostring(writeMessage) .. ")")
+	end
+end
+
+-- NAME.EXT in ``folder``, else NAME-2.EXT, NAME-3.EXT, ...: the first that does not exist.
+local function freeFile(folder, leaf)
+	local stem, extension = LrPathUtils.removeExtension(leaf), LrPathUtils.extension(leaf)
+	local candidate, n = LrPathUtils.child(folder, leaf), 1
+	while LrFileUtils.exists(candidate) do
+		n = n + 1
+		candidate = LrPathUtils.child(folder, stem .. "-" .. n .. "." .. extension)
+	end
+	return candidate
+end
+
+-- The service's record of the job, waited for with a progress bar; nil and "canceled" or "timeout".
+local function waitForResult(functionContext, hot, jobId, name)
 	local record = LrPathUtils.child(LrPathUtils.child(LrPathUtils.child(hot, ".focusdrop"), "results"), jobId .. ".json")
-	local waited = 0
+	local progress = LrProgressScope { title = "FocusDrop: stacking " .. name, functionContext = functionContext }
+	progress:setCaption("Waiting for FocusDrop to stack " .. name .. " (Cancel: it goes on stacking)")
+	local waited, why = 0, "timeout"
 	while waited < WAIT_SECONDS do
 		if LrFileUtils.exists(record) then
+			progress:done()
 			return LrFileUtils.readFile(record)
 		end
+		if progress:isCanceled() then
+			why = "canceled"
+			break
+		end
+		progress:setPortionComplete(waited, WAIT_SECONDS)
 		LrTasks.sleep(1)
 		waited = waited + 1
 	end
-	return nil
+	progress:done()
+	return nil, why
+end
+
+-- Put the result beside the first frame (copied or moved) and add it stacked above it; a catalogue
+-- another write holds is waited for (WRITE_TIMEOUT) and tried again (WRITE_TRIES); what fails is shown.
+local function addToCatalog(output, first, name, move)
+	local target = freeFile(LrPathUtils.parent(first.source), LrPathUtils.leafName(output))
+	local ok, message
+	if move then
+		ok, message = LrFileUtils.move(output, target)
+	else
+		ok, message = LrFileUtils.copy(output, target)
+	end
+	if not ok then
+		LrDialogs.message("FocusDrop stacked " .. name, "The result is " .. output .. "; it could not be put "
+			.. "beside the first frame (" .. tostring(message) .. "), so it was not added to the catalogue.", "warning")
+		return
+	end
+	local catalog = LrApplication.activeCatalog()
+	local ran, added, problem = false, false, nil
+	for attempt = 1, WRITE_TRIES do
+		local okWrite, writeProblem = pcall(function()
+			catalog:withWriteAccessDo("FocusDrop: add " .. name, function()
+				ran = true
+				added, problem = pcall(function() catalog:addPhoto(target, first.photo, "above") end)
+			end, { timeout = WRITE_TIMEOUT })
+		end)
+		if ran then
+			break
+		end
+		problem = okWrite and "another task kept Lightroom's catalogue busy" or tostring(writeProblem)
+	end
+	if not added then
+		LrDialogs.message("FocusDrop stacked " .. name, "The result is " .. target .. "; it could not be added "
+			.. "to the catalogue (" .. tostring(problem) .. "). Add it with File > Import.", "warning")
+	end
 end
 
 local provider = {}
@@ -87,6 +176,7 @@ provider.exportPresetFields = {
 	{ key = "focusdrop_method", default = "depthmap" },
 	{ key = "focusdrop_format", default = "psd" },
 	{ key = "focusdrop_addToCatalog", default = true },
+	{ key = "focusdrop_placeResult", default = "copy" },
 }
 
 function provider.updateExportSettings(exportSettings)
@@ -115,8 +205,13 @@ function provider.sectionsForTopOfDialog(f, propertyTable)
 					{ title = "Layered PSD", value = "psd" }, { title = "TIFF", value = "tif" },
 					{ title = "Both", value = "both" } } },
 			},
-			f:row { f:checkbox { title = "Add the result to the catalogue, above the first frame",
-				value = bind "focusdrop_addToCatalog" } },
+			f:row {
+				f:checkbox { title = "Add the result to the catalogue, stacked above the first frame:",
+					value = bind "focusdrop_addToCatalog" },
+				f:popup_menu { value = bind "focusdrop_placeResult", items = {
+					{ title = "a copy in the first frame's folder", value = "copy" },
+					{ title = "moved there from the output folder", value = "move" } } },
+			},
 		},
 	}
 end
@@ -148,30 +243,30 @@ function provider.processRenderedPhotos(functionContext, exportContext)
 	local name = freeName(hot, LrPathUtils.removeExtension(frames[1].file))
 	local jobId = name .. "-" .. string.format("%.0f", LrDate.currentTime() * 1000)
 	local partial = LrPathUtils.child(hot, name .. ".partial")
-	LrFileUtils.createAllDirectories(partial)
+	if not LrFileUtils.createAllDirectories(partial) and not LrFileUtils.exists(partial) then
+		fail("cannot create " .. partial)
+	end
 	local files, sources = {}, {}
 	for i, frame in ipairs(frames) do
-		LrFileUtils.move(frame.path, LrPathUtils.child(partial, frame.file))
+		place(frame.path, LrPathUtils.child(partial, frame.file))
 		files[i], sources[i] = frame.file, frame.source
 	end
-	local file = io.open(LrPathUtils.child(partial, "manifest.json"), "w")
-	file:write(manifest(name, jobId, files, sources, props))
-	file:close()
-	LrFileUtils.move(partial, LrPathUtils.child(hot, name))
+	writeFile(LrPathUtils.child(partial, "manifest.json"), manifest(name, jobId, files, sources, props))
+	local renamed, message = os.rename(partial, LrPathUtils.child(hot, name)) -- a folder: LrFileUtils.move takes files
+	if not renamed then
+		fail("cannot rename " .. partial .. " to " .. name .. " (" .. tostring(message) .. ")")
+	end
 	if not props.focusdrop_addToCatalog then
 		return
 	end
-	local record = waitForResult(hot, jobId)
+	local record, why = waitForResult(functionContext, hot, jobId, name)
 	if record == nil then
-		LrDialogs.message("FocusDrop: " .. name .. " is still waiting", "It is in the hot folder's queue; "
-			.. "its result will be in the output folder (focusdrop status shows the queue).", "info")
+		LrDialogs.message("FocusDrop: " .. name .. (why == "canceled" and " goes on stacking" or " is still waiting"),
+			"It is in the hot folder's queue; its result will be in " .. (settings.out or "the output folder")
+			.. " and is not added to the catalogue (focusdrop status shows the queue).", "info")
 	elseif jsonField(record, "state") == "done" then
 		local output = string.match(record, '"outputs":%s*%[%s*"(.-[^\\])"')
-		output = jsonField('{"o": "' .. output .. '"}', "o")
-		local catalog = LrApplication.activeCatalog()
-		catalog:withWriteAccessDo("FocusDrop: add " .. name, function()
-			catalog:addPhoto(output, frames[1].photo, "above")
-		end)
+		addToCatalog(jsonField('{"o": "' .. output .. '"}', "o"), frames[1], name, props.focusdrop_placeResult == "move")
 	else
 		LrDialogs.message("FocusDrop could not stack " .. name, jsonField(record, "error") or "", "critical")
 	end
