@@ -431,3 +431,18 @@ def test_the_adobe_scripts_are_ecmascript_3(acorn, script):
     assert run.returncode == 0, run.stderr
     bad = subprocess.run([NODE, "-e", check, str(acorn)], input="var f = () => 1;", capture_output=True, text=True)
     assert bad.returncode != 0  # the check can fail
+
+
+def test_a_catalogue_that_stores_its_presets_gets_the_preset_too(tmp_path):
+    catalog = tmp_path / "Shoots" / "Jewellery.lrcat"
+    catalog.parent.mkdir()
+    catalog.write_bytes(b"SQLite format 3\0")
+    (tmp_path / "adobe").mkdir()
+    before = _snapshot(catalog.parent)
+    _install(tmp_path / "adobe", "--hot-folder", tmp_path / "In", "--catalog", catalog)
+    stored = catalog.parent / "Lightroom Settings" / "Export Presets" / "FocusDrop" / PRESET.split("/")[-1]
+    assert stored.read_bytes() == (tmp_path / "adobe" / PRESET).read_bytes()
+    assert focusdrop("uninstall", "--dest", tmp_path / "adobe").returncode == 0
+    assert _snapshot(catalog.parent) == before
+    run = focusdrop("install", "lightroom", "--dest", tmp_path / "adobe", "--catalog", tmp_path)
+    assert run.returncode == 2 and "no Lightroom catalogue (.lrcat) there" in run.stderr

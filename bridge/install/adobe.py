@@ -1,8 +1,10 @@
 """FocusDrop's files for Adobe's applications (from ``scripts/``), with the absolute paths filled in, and
 where each application looks for them.
 
-- Lightroom Classic: the export preset, into ``Export Presets/FocusDrop/`` of Lightroom's user folder, and
-  the plug-in ``FocusDrop.lrplugin`` (with ``FocusDropSettings.lua``: the hot folder) into ``Modules/``.
+- Lightroom Classic: the export preset, into ``Export Presets/FocusDrop/`` of Lightroom's user folder (and,
+  for a catalogue that stores its presets with it, of ``Lightroom Settings/`` beside the catalogue), and
+  the plug-in ``FocusDrop.lrplugin`` (with ``FocusDropSettings.lua``: the hot and output folders) into
+  ``Modules/``.
 - Bridge: the startup script and ``FocusDrop.settings`` (``hot_folder=...``) beside it, into the
   ``Startup Scripts`` folder of every Bridge version's user folder.
 - Photoshop: "Open latest FocusDrop result.jsx" and its settings (``out=...``), into ``Presets/Scripts`` of
@@ -95,6 +97,16 @@ def files_for(application: str, hot_folder: Path, out: Path, colour_space: str) 
     if application == "bridge":
         return {BRIDGE_SCRIPT: script("bridge", BRIDGE_SCRIPT), SETTINGS: settings(hot_folder=hot_folder)}
     return {PHOTOSHOP_SCRIPT: script("photoshop", PHOTOSHOP_SCRIPT), SETTINGS: settings(out=out)}
+
+
+def catalog_presets(catalog: Path, hot_folder: Path, colour_space: str) -> dict[Path, bytes]:
+    """The export preset where Lightroom reads presets when "Store presets with this catalog" is on:
+    ``Lightroom Settings/`` beside the catalogue (``catalog``: its .lrcat file or its folder). Raises
+    ValueError if there is no catalogue there."""
+    folder = catalog.parent if catalog.suffix.lower() == ".lrcat" else catalog
+    if not any(folder.glob("*.lrcat")):
+        raise ValueError(f"{catalog}: no Lightroom catalogue (.lrcat) there; give the catalogue file or its folder")
+    return {folder / "Lightroom Settings" / "Export Presets" / "FocusDrop" / PRESET: preset(hot_folder, colour_space)}
 
 
 NEXT_STEP = {

@@ -21,12 +21,13 @@ def install(args: argparse.Namespace) -> int:
     dest = Path(args.dest).expanduser().resolve() if args.dest else None
     if dest is not None and not dest.is_dir():
         raise ValueError(f"{dest}: --dest must be an existing folder")
+    catalog = Path(args.catalog).expanduser().resolve() if args.catalog else None
     record = Record(record_path(dest))
     chosen = adobe.APPLICATIONS + ("service",) if args.what == "all" else (args.what,)
     steps, skipped = [], []
     for what in chosen:
         try:
-            written = _install_one(what, config, dest, args.colour_space, record)
+            written = _install_one(what, config, dest, args.colour_space, catalog, record)
         except adobe.NotInstalled as e:
             print(f"focusdrop: skipped {what}: {e}")
             skipped.append(what)
@@ -42,7 +43,8 @@ def install(args: argparse.Namespace) -> int:
     return 0
 
 
-def _install_one(what: str, config, dest: Path | None, colour_space: str, record: Record) -> dict[Path, str]:
+def _install_one(what: str, config, dest: Path | None, colour_space: str, catalog: Path | None,
+                 record: Record) -> dict[Path, str]:
     """Write one application's files (or the login service's), each noted in ``record`` as it is written.
     Returns {path: kind} of what was written. Raises adobe.NotInstalled, or ValueError naming a folder
     that cannot be written and the way out."""
@@ -52,6 +54,9 @@ def _install_one(what: str, config, dest: Path | None, colour_space: str, record
     else:
         planned = {folder / name: (what, data) for folder in adobe.targets(what, dest)
                    for name, data in adobe.files_for(what, config.hot_folder, config.out, colour_space).items()}
+        if what == "lightroom" and catalog is not None:
+            planned |= {path: (what, data) for path, data in
+                        adobe.catalog_presets(catalog, config.hot_folder, colour_space).items()}
     written = {}
     for path, (kind, data) in planned.items():
         try:
@@ -86,6 +91,8 @@ def add_commands(commands) -> None:
                    help="the Lightroom preset's colour space (default prophoto)")
     p.add_argument("--dest", help="write into this folder instead of the applications' own (required where "
                                   "Adobe's applications do not run)")
+    p.add_argument("--catalog", metavar="PATH", help="a Lightroom catalogue (.lrcat, or its folder) that stores "
+                   "presets with it (Catalog Settings > Presets): the export preset goes there too")
     p.add_argument("--config", help=f"settings file (default {default_config_path()})")
     p.set_defaults(run=install)
     p = commands.add_parser("uninstall", help="remove exactly what focusdrop install wrote")
