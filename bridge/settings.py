@@ -183,8 +183,8 @@ def _white_balance() -> Kind:
 
 def setting(default: Any, kind: Kind, help: str, places: tuple[str, ...], flag: str = "",
             metavar: str = "") -> Any:
-    """A field of Settings: its default, type, help, where it may be given (STACK, WATCH, WORKER: those
-    commands' flags; CONFIG; MANIFEST) and, where it is not ``--name-with-dashes``, its flag."""
+    """A field of Settings: its default, type, help, where it may be given (STACK, WATCH, WORKER, INSTALL:
+    those commands' flags; CONFIG; MANIFEST) and, where it is not ``--name-with-dashes``, its flag."""
     return field(default=default, metadata={"kind": kind, "help": help, "places": places, "flag": flag,
                                             "metavar": metavar})
 
