@@ -195,3 +195,29 @@ def test_open_hands_each_new_result_to_the_default_application(tmp_path, small):
         drop(tmp_path / "In", small, "o")
         wait_for(lambda: (tmp_path / "opened.txt").exists(), 60, log)
     assert (tmp_path / "opened.txt").read_text().split() == [str(tmp_path / "Out" / "o_01.psd")]
+
+
+def test_a_journal_from_the_previous_version_keeps_its_waiting_jobs(tmp_path):
+    """Before the problem and job_id columns, a job's options held its whole manifest (or {"problem": ...}):
+    opened now, a waiting job keeps its settings, its exporter's id and its problem, in their places."""
+    import sqlite3
+    path = tmp_path / "journal.sqlite"
+    old = sqlite3.connect(path)
+    old.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY, name TEXT, state TEXT, folder TEXT, frames TEXT,"
+                " options TEXT, sources TEXT, outputs TEXT DEFAULT '[]', archive TEXT, error TEXT, created REAL,"
+                " started REAL, finished REAL, worker TEXT, task TEXT)")
+    manifest = {"name": "Ring 42", "frames": ["b.tif", "a.tif"], "job_id": "Ring-1", "source": ["/x/b.tif"],
+                "created_by": "FocusDrop for Lightroom Classic", "format": "both", "method": "depthmap"}
+    for state, options in (("waiting", manifest), ("waiting", {"problem": "x.tif: file is empty"}),
+                           ("done", manifest)):
+        old.execute("INSERT INTO jobs (name, state, folder, frames, options, sources, created) VALUES "
+                    "(?, ?, '', '[]', ?, '[]', 0)", ("Ring 42", state, json.dumps(options)))
+    old.commit()
+    old.close()
+    journal = Journal(path)
+    first, second, finished = journal.jobs()
+    assert first.options == {"format": "both", "method": "depthmap"} and first.job_id == "Ring-1"
+    assert first.problem is None
+    assert second.options == {} and second.problem == "x.tif: file is empty"
+    assert finished.options == manifest  # a finished job is history: left as it was
+    journal.close()

@@ -48,6 +48,7 @@ _COLUMNS = ("id", "name", "state", "folder", "frames", "options", "sources", "ou
             "created", "started", "finished", "worker", "task", "job_id", "problem")
 _ADDED = ("worker", "task", "job_id", "problem")  # columns a journal from an earlier version lacks
 _JSON = ("frames", "options", "sources", "outputs")
+_OLD_JOB_KEYS = ("name", "frames", "created_by", "source")  # kept in options by journals before problem/job_id
 
 
 class Journal:
@@ -66,6 +67,21 @@ class Journal:
             for column in _ADDED:
                 if column not in present:
                     self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} TEXT")
+            if "problem" not in present:
+                self._split_old_options()
+
+    def _split_old_options(self) -> None:
+        """A journal from before the problem and job_id columns kept the whole manifest, or {"problem":
+        ...}, as a job's options: move those into their columns, keep only the settings in options (a job
+        still waiting runs as its manifest said)."""
+        rows = self._db.execute("SELECT id, options FROM jobs WHERE state NOT IN ('done', 'failed')").fetchall()
+        for job_id, text in rows:
+            options = json.loads(text or "{}")
+            problem, exporter_id = options.pop("problem", None), options.pop("job_id", None)
+            for key in _OLD_JOB_KEYS:
+                options.pop(key, None)
+            self._db.execute("UPDATE jobs SET options = ?, problem = ?, job_id = ? WHERE id = ?",
+                             (json.dumps(options), problem, exporter_id, job_id))
 
     def add(self, name: str, folder_of, frames: list[str], options: dict, sources: list[str],
             job_id: str | None = None, problem: str | None = None) -> Job:
