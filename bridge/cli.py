@@ -195,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="focusdrop: %(message)s", level=logging.WARNING)
     log.setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     place = getattr(args, "place", STACK)
+    for added in [f for f in log.filters if isinstance(f, HintWording)]:  # main() run again in one process
+        log.removeFilter(added)
     log.addFilter(HintWording(place))
     try:
         return args.run(args)

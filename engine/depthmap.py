@@ -105,7 +105,8 @@ class DepthmapFusion:
         frame, blurred skirts of nearby edges included: such pixels go to the second blend however sharp."""
         contrast = None
         for sigma in CONTRAST_SIGMAS:
-            best = cv2.GaussianBlur(self._best, (0, 0), sigma)
+            best = (self._sharpness() * (self._floor * self._scale) if sigma == CONFIDENCE_SIGMA  # blurred once
+                    else cv2.GaussianBlur(self._best, (0, 0), sigma))
             mean = cv2.GaussianBlur(self._focus_sum, (0, 0), sigma) * np.float32(1.0 / self._count)
             ratio = best / np.maximum(mean, np.float32(1e-30))
             contrast = ratio if contrast is None else np.minimum(contrast, ratio, out=contrast)
