@@ -72,15 +72,21 @@ def exposure_gains(thumbs: list[np.ndarray], to_ref: np.ndarray, reference: int,
     ref = thumbs[reference]
     h, w, channels = ref.shape
     gains = np.ones((len(thumbs), channels), dtype=np.float32)
+    ref_usable = _unclipped(ref)
+    ref_linear = cv2.pow(ref, GAMMA)
     for k, thumb in enumerate(thumbs):
         if k == reference:
             continue
         moved, seen = onto_reference(thumb, to_ref[k], factor, ref.shape)
-        usable = seen & np.all((ref > CLIP_LOW) & (ref < CLIP_HIGH)
-                               & (moved > CLIP_LOW) & (moved < CLIP_HIGH), axis=2)
-        if usable.sum() < 0.05 * h * w:
+        usable = (seen & ref_usable & _unclipped(moved)).view(np.uint8)
+        if cv2.countNonZero(usable) < 0.05 * h * w:
             continue  # nearly everything clipped: leave this frame's exposure as it is
-        ref_linear = ref[usable] ** GAMMA
-        frame_linear = moved[usable] ** GAMMA
-        gains[k] = (ref_linear.mean(axis=0) / frame_linear.mean(axis=0)) ** (1.0 / GAMMA)
+        ref_mean = np.array(cv2.mean(ref_linear, usable)[:channels])
+        frame_mean = np.array(cv2.mean(cv2.pow(moved, GAMMA), usable)[:channels])
+        gains[k] = (ref_mean / frame_mean) ** (1.0 / GAMMA)
     return gains
+
+
+def _unclipped(image: np.ndarray) -> np.ndarray:
+    """(h, w) bool: where no channel of a (h, w, C) encoded image is near black or clipped."""
+    return np.all((image > CLIP_LOW) & (image < CLIP_HIGH), axis=2)

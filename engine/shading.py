@@ -41,13 +41,15 @@ def shading_fields(thumbs: list[np.ndarray], to_ref: np.ndarray, reference: int,
     h, w, channels = ref.shape
     grid = (max(2, round(w * GRID_FACTOR)), max(2, round(h * GRID_FACTOR)))
     fields = np.ones((len(thumbs), grid[1], grid[0], channels), np.float32)
-    ref_linear = ref ** GAMMA
+    ref_linear = cv2.pow(ref, GAMMA).reshape(ref.shape)
     ref_plain = _flat(ref) & np.all(ref < CLIP_HIGH, axis=2)
-    sigma = SIGMA_FRACTION * w
+    sigma = SIGMA_FRACTION * grid[0]  # low-passed on the grid: the low-pass is that wide, and it is 16 times smaller
 
-    def lowpass(values: np.ndarray, weight: np.ndarray) -> np.ndarray:
-        blurred = cv2.GaussianBlur(values * weight[..., None], (0, 0), sigma, borderType=cv2.BORDER_REFLECT101)
-        return blurred.reshape(values.shape)
+    def lowpass(values: np.ndarray) -> np.ndarray:
+        """(h, w, ...) on the thumbnail -> (gh, gw, ...) low-passed on the grid."""
+        small = cv2.resize(values, grid, interpolation=cv2.INTER_AREA)
+        return cv2.GaussianBlur(small, (0, 0), sigma, borderType=cv2.BORDER_REFLECT101).reshape(
+            grid[1], grid[0], *values.shape[2:])
 
     for k, thumb in enumerate(thumbs):
         if k == reference:
@@ -55,10 +57,9 @@ def shading_fields(thumbs: list[np.ndarray], to_ref: np.ndarray, reference: int,
         moved, seen = onto_reference(thumb, to_ref[k], factor, ref.shape)
         moved = np.minimum(moved * gains[k], 1.0)
         plain = (seen & ref_plain & _flat(moved) & np.all(moved < CLIP_HIGH, axis=2)).astype(np.float32)
-        support = cv2.GaussianBlur(plain, (0, 0), sigma, borderType=cv2.BORDER_REFLECT101)
-        ratio = lowpass(ref_linear, plain) / np.maximum(lowpass(moved ** GAMMA, plain), 1e-6)
+        moved_linear = cv2.pow(moved, GAMMA).reshape(moved.shape)
+        ratio = lowpass(ref_linear * plain[..., None]) / np.maximum(lowpass(moved_linear * plain[..., None]), 1e-6)
         ratio = np.clip(ratio, 1 / MAX_CORRECTION, MAX_CORRECTION) ** (1.0 / GAMMA)
-        strength = np.clip(support / FULL_SUPPORT, 0.0, 1.0)[..., None]
-        field = 1.0 + (ratio - 1.0) * strength
-        fields[k] = cv2.resize(field, grid, interpolation=cv2.INTER_AREA).reshape(grid[1], grid[0], channels)
+        strength = np.clip(lowpass(plain) / FULL_SUPPORT, 0.0, 1.0)[..., None]
+        fields[k] = 1.0 + (ratio - 1.0) * strength
     return fields
