@@ -16,12 +16,13 @@ import numpy as np
 from focusdrop.engine import geometry
 from focusdrop.engine.exposure import GAMMA
 
-FEATURE_SIDE = 640       # long side, px, of the image keypoints are found on (SIFT doubles it)
+FEATURE_SIDE = 512       # long side, px, of the image keypoints are found on (SIFT doubles it)
 REFINE_SIDE = 1024       # long side, px, of the image ECC refines on
 COARSE_SIDE = 256        # long side, px, of ECC's first pass for frames without matching keypoints
-MAX_KEYPOINTS = 2000
-CONTRAST_THRESHOLDS = (0.03, 0.01)  # SIFT's; the lower where the first finds under a quarter of MAX_KEYPOINTS:
+KEYPOINTS = 500          # the strongest found per frame, described and matched (2000 before: no more precise)
+CONTRAST_THRESHOLDS = (0.03, 0.01)  # SIFT's; the lower where the first finds fewer than KEYPOINTS:
 # on the shared microscope bracket, 10 of 14 frames then match another (5 at 0.03 alone)
+FINE_ITERATIONS = 1      # ECC's at full scale, after it has converged at half scale (3 and 50: no more precise)
 MIN_INLIERS = 20
 RATIO = 0.8              # Lowe's ratio test
 MAX_SCALE_CHANGE = 0.2   # between neighbours; breathing is a few percent over a whole bracket
@@ -38,14 +39,16 @@ class AlignmentError(ValueError):
 class FrameKey:
     """What registration keeps of a frame: keypoints and a reduced grey image.
 
-    points: (K, 2) float32 keypoint positions in full-resolution pixels, strongest first; descriptors:
-    (K, 128) float32;
+    points: (K, 2) float32 positions in full-resolution pixels of the K <= KEYPOINTS strongest keypoints,
+    strongest first; descriptors: (K, 128) float32; sharpness: the keypoints' summed response (lower in a
+    blurred frame);
     grey: (h, w) float32 in [0, 1], the frame reduced by ``factor`` for ECC, in linear light;
     size: full (width, height).
     """
 
     points: np.ndarray
     descriptors: np.ndarray
+    sharpness: float
     grey: np.ndarray
     factor: float
     size: tuple[int, int]
@@ -69,14 +72,15 @@ def frame_key(grey: np.ndarray, full_size: tuple[int, int] | None = None) -> Fra
     low, high = np.percentile(small[::2, ::2], (0.5, 99.5))  # a dark frame gets features as a bright one
     small8 = np.clip((small - low) * (255.0 / max(high - low, 0.1)) + 0.5, 0, 255).astype(np.uint8)
     for contrast in CONTRAST_THRESHOLDS:  # a soft frame (a microscope's, or a blurred one) gets a second look
-        sift = cv2.SIFT_create(nfeatures=MAX_KEYPOINTS, contrastThreshold=contrast)
+        sift = cv2.SIFT_create(nfeatures=KEYPOINTS, contrastThreshold=contrast)
         keypoints, descriptors = sift.detectAndCompute(small8, None)
-        if len(keypoints) >= MAX_KEYPOINTS // 4:
+        if len(keypoints) >= KEYPOINTS:
             break
+    sharpness = float(sum(kp.response for kp in keypoints))
     points, descriptors = _strongest_first(keypoints, descriptors)
     points = geometry.apply(np.linalg.inv(geometry.resize_matrix(factor * scale)), points)
     size = full_size or (grey.shape[1], grey.shape[0])
-    return FrameKey(points.astype(np.float32), descriptors, fine ** GAMMA, fine_factor * scale, size)
+    return FrameKey(points.astype(np.float32), descriptors, sharpness, fine ** GAMMA, fine_factor * scale, size)
 
 
 def _strongest_first(keypoints: tuple, descriptors: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -89,19 +93,20 @@ def _strongest_first(keypoints: tuple, descriptors: np.ndarray | None) -> tuple[
     return points, np.asarray(descriptors, np.float32)[strongest]
 
 
-def register_pair(moving: FrameKey, fixed: FrameKey, ecc_scale: float = 1.0) -> tuple[np.ndarray, int]:
+def register_pair(moving: FrameKey, fixed: FrameKey, ecc_scale: float = 1.0,
+                  matched: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, int]:
     """Affine transform mapping ``moving``'s full-resolution pixels onto ``fixed``'s.
 
     ecc_scale: ECC runs on the keys' grey images resized by this (0.5: a quarter of the work, for a check
-    that needs a tenth of a pixel less). Returns the (3, 3) float64 matrix and the number of keypoint
-    matches that support it (0 when ECC alone registered the pair). Raises AlignmentError when neither
-    keypoints nor ECC register the pair.
+    that needs a tenth of a pixel less); matched: match_features' result for the pair, if already known.
+    Returns the (3, 3) float64 matrix and the number of keypoint matches that support it (0 when ECC alone
+    registered the pair). Raises AlignmentError when neither keypoints nor ECC register the pair.
     """
     try:
-        coarse, count = match_features(moving, fixed)
+        coarse, count = matched or match_features(moving, fixed)
     except AlignmentError as e:
-        return ecc_alone(moving, fixed, e), 0
-    if len(moving.points) < len(fixed.points):  # ECC's template is the blurrier frame (see above)
+        return ecc_alone(moving, fixed, e, ecc_scale), 0
+    if moving.sharpness < fixed.sharpness:  # ECC's template is the blurrier frame (see above)
         return np.linalg.inv(_refine_ecc(fixed, moving, np.linalg.inv(coarse), ecc_scale)), count
     return _refine_ecc(moving, fixed, coarse, ecc_scale), count
 
@@ -123,13 +128,12 @@ def _check_motion(matrix: np.ndarray) -> None:
         raise AlignmentError(f"implausible motion (scale {scale:.3f}, rotation {angle:.1f} degrees)")
 
 
-def match_features(moving: FrameKey, fixed: FrameKey, strongest: int | None = None) -> tuple[np.ndarray, int]:
-    """Similarity (3, 3) mapping ``moving``'s pixels onto ``fixed``'s from matching keypoints (only the
-    ``strongest`` of each, if given), and the number of consistent matches. Raises AlignmentError."""
+def match_features(moving: FrameKey, fixed: FrameKey) -> tuple[np.ndarray, int]:
+    """Similarity (3, 3) mapping ``moving``'s pixels onto ``fixed``'s from matching keypoints, and the number
+    of consistent matches. Raises AlignmentError."""
     if featureless(moving) or featureless(fixed):
         raise AlignmentError(f"only {min(len(moving.points), len(fixed.points))} features found")
-    limit = slice(0, strongest)
-    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(moving.descriptors[limit], fixed.descriptors[limit], k=2)
+    pairs = cv2.BFMatcher(cv2.NORM_L2).knnMatch(moving.descriptors, fixed.descriptors, k=2)
     good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < RATIO * p[1].distance]
     src = moving.points[[m.queryIdx for m in good]]
     dst = fixed.points[[m.trainIdx for m in good]]
@@ -148,16 +152,15 @@ def match_features(moving: FrameKey, fixed: FrameKey, strongest: int | None = No
     return matrix, count
 
 
-def ecc_alone(moving: FrameKey, fixed: FrameKey, why: AlignmentError) -> np.ndarray:
-    """ECC from no motion, coarse to fine, for pairs without matching keypoints: for a shift and for an
-    affine transform, whichever correlates better. Accepted if the frames correlate and the motion is
-    plausible."""
+def ecc_alone(moving: FrameKey, fixed: FrameKey, why: AlignmentError, ecc_scale: float = 1.0) -> np.ndarray:
+    """ECC from no motion, coarse to fine (to ``ecc_scale``, as register_pair), for pairs without matching
+    keypoints: for a shift and for an affine transform, whichever correlates better. Accepted if the frames
+    correlate and the motion is plausible."""
     fits = []
     for motion in (cv2.MOTION_TRANSLATION, cv2.MOTION_AFFINE):
         matrix, correlation = np.eye(3), 0.0
         try:
-            for side, iterations in ((COARSE_SIDE, 25), (None, 50)):
-                scale = 1.0 if side is None else side / max(fixed.grey.shape)
+            for scale, iterations in ((COARSE_SIDE / max(fixed.grey.shape), 25), (ecc_scale, 50)):
                 correlation, matrix = _ecc(moving, fixed, matrix, scale, iterations, motion)
         except cv2.error:
             correlation = 0.0
@@ -204,12 +207,24 @@ def _refine_ecc(moving: FrameKey, fixed: FrameKey, coarse: np.ndarray, scale: fl
     best, best_correlation = coarse, _correlation(moving, fixed, coarse, scale)
     for start in starts:
         try:
-            correlation, refined = _ecc(moving, fixed, start, scale)
+            correlation, refined = _ecc_fine(moving, fixed, start, scale)
         except cv2.error:
             continue
         if correlation > best_correlation:
             best, best_correlation = refined, correlation
     return best
+
+
+def _ecc_fine(moving: FrameKey, fixed: FrameKey, start: np.ndarray, scale: float) -> tuple[float, np.ndarray]:
+    """ECC at ``scale``, coarse to fine: converged at half the scale (a quarter of the work per
+    iteration), then FINE_ITERATIONS at the scale itself; straight at the scale if the first does not
+    converge. Returns the correlation coefficient and the matrix, as _ecc."""
+    try:
+        _, start = _ecc(moving, fixed, start, scale / 2)
+        iterations = FINE_ITERATIONS
+    except cv2.error:
+        iterations = 50
+    return _ecc(moving, fixed, start, scale, iterations)
 
 
 def _correlation(moving: FrameKey, fixed: FrameKey, matrix: np.ndarray, scale: float) -> float:

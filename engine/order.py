@@ -1,36 +1,51 @@
 """Registration order: which frame to register to which, and the frames' focus order, found from how
 well every pair of frames matches, so that neither depends on the order the files came in.
 
-As panorama stitchers do (Brown & Lowe 2007), every pair is matched cheaply on its strongest keypoints; a
-pair's strength is its number of consistent matches. Frames near in focus match best, so sorting by the
-Fiedler vector of that graph's Laplacian (Atkins, Boman & Hendrickson 1998), mended by 2-opt, lays them
-out in focus order. Transforms are chained along that order from the reference out; frames two apart are
-registered too, to close loops and name the frames whose registration is uncertain.
+As panorama stitchers do (Brown & Lowe 2007), pairs are matched on their strongest keypoints; a pair's
+strength is its number of consistent matches. Frames near in focus match best, so sorting by the Fiedler
+vector of that graph's Laplacian (Atkins, Boman & Hendrickson 1998), mended by 2-opt, lays them out in
+focus order. Frames a few apart in file order are matched first; only if they do not bear the file order
+out is every pair matched, so the usual bracket costs time linear in its frames. Transforms are chained
+along that order from the reference out; frames two apart are registered too, to close loops and name
+the frames whose registration is uncertain.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from focusdrop.engine import geometry
-from focusdrop.engine.align import AlignmentError, FrameKey, match_features
 
-GRAPH_KEYPOINTS = 500  # strongest keypoints per frame matched between every pair
+BAND = 3  # frames at most this far apart in file order are matched first
 CLEARLY_BETTER = 1.25  # the estimated order replaces the given one only if its neighbours match this much better
 
+Matched = tuple[np.ndarray, int] | None
+"""A pair's keypoint match, frame i -> frame j: (3, 3) similarity and number of matches, None if none."""
 
-def pair_matches(keys: list[FrameKey]) -> np.ndarray:
-    """Match every pair of frames on their strongest keypoints. Returns (N, N) int32, symmetric: each
-    pair's number of consistent matches, 0 where it does not match."""
-    n = len(keys)
-    strength = np.zeros((n, n), np.int32)
-    for i in range(n):
-        for j in range(i + 1, n):
-            try:
-                _, count = match_features(keys[i], keys[j], GRAPH_KEYPOINTS)
-            except AlignmentError:
-                continue
-            strength[i, j] = strength[j, i] = count
+
+def band_pairs(count: int, width: int = BAND) -> list[tuple[int, int]]:
+    """The pairs (i, j), j < i, at most ``width`` apart in file order."""
+    return [(i, j) for i in range(count) for j in range(max(0, i - width), i)]
+
+
+def all_pairs(count: int) -> list[tuple[int, int]]:
+    """Every pair (i, j), j < i."""
+    return band_pairs(count, count)
+
+
+def strength_matrix(count: int, matched: dict[tuple[int, int], Matched]) -> np.ndarray:
+    """(N, N) int32, symmetric: each matched pair's number of consistent matches, 0 elsewhere."""
+    strength = np.zeros((count, count), np.int32)
+    for (i, j), match in matched.items():
+        if match is not None:
+            strength[i, j] = strength[j, i] = match[1]
     return strength
+
+
+def file_order_holds(strength: np.ndarray) -> bool:
+    """Whether the frames matched so far (at least each one's neighbours in file order) link them all and
+    lay them out in file order, so that no other pair need be matched to find the focus order."""
+    linked = components(strength)[0]
+    return len(linked) == len(strength) and focus_order(strength, linked) == linked
 
 
 def components(strength: np.ndarray) -> list[list[int]]:

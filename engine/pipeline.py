@@ -1,8 +1,9 @@
 """The stacking pipeline: check, align (pass 1), fuse (pass 2), one frame in memory at a time.
 
 Pass 1 reads each frame once and keeps only its keypoints, a reduced grey image and a thumbnail; it finds
-the focus order and which frame to register to which (engine.order), registers them (file-order neighbours
-already while frames are being read, the common case), chains the transforms to the reference frame, and
+the focus order and which frame to register to which (engine.order), registers them (frames near in file
+order are matched, and neighbours registered, while frames are being read: the common case), chains the
+transforms to the reference frame, and
 measures exposure gains and the common area. Pass 2 reads each frame again, warps it onto the output box
 and adds it to the running fusion. Peak memory is the fusion state plus one frame and its temporaries,
 whatever the number of frames.
@@ -23,15 +24,16 @@ import cv2
 import numpy as np
 
 from focusdrop.engine import geometry
-from focusdrop.engine.align import REFINE_SIDE, AlignmentError, FrameKey, ecc_alone, featureless, frame_key, register_pair
+from focusdrop.engine.align import (REFINE_SIDE, AlignmentError, FrameKey, ecc_alone, featureless, frame_key,
+                                    match_features, register_pair)
 from focusdrop.engine.crop import NoCommonArea, common_area
 from focusdrop.engine.depthmap import DepthmapFusion
 from focusdrop.engine.exposure import exposure_gains, thumbnail, thumbnail_factor, thumbnail_size
 from focusdrop.engine.focus import focus_measure, luminance, nearby_focus
 from focusdrop.engine.frameinfo import FrameError, FrameInfo, Hint
 from focusdrop.engine.frames import MAX_MEGAPIXELS, check_stack, probe_frame, read_frame
-from focusdrop.engine.order import (CLEARLY_BETTER, components, focus_order, loop_residuals, pair_matches, path_strength,
-                          registration_tree)
+from focusdrop.engine.order import (BAND, CLEARLY_BETTER, Matched, all_pairs, components, file_order_holds, focus_order,
+                                    loop_residuals, path_strength, registration_tree, strength_matrix)
 from focusdrop.engine.prefetch import ordered_map
 from focusdrop.engine.pyramid import PyramidFusion
 from focusdrop.engine.raw import WhiteBalance, same_settings
@@ -44,6 +46,7 @@ log = logging.getLogger("focusdrop")
 METHODS = ("depthmap", "pyramid")
 MAX_LOOP = 1.5  # px: a frame whose pairs disagree with the chained transforms by more is called uncertain
 LOOP_ECC_SCALE = 0.5  # the loop check's ECC runs at half the resolution of the registration's
+EARLY_SCALES = {1: 1.0, 2: LOOP_ECC_SCALE}  # frames this far apart in file order are registered while read
 
 SKIP_HINT = Hint("skip_unaligned", True, "to leave such frames out")
 
@@ -176,21 +179,29 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
     keys, thumbs = [], []
     described = ordered_map(partial(_describe, thumb_factor=thumb_factor, timings=timings), infos)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        early: dict[tuple[int, int], Future] = {}  # file-order neighbours, registered while frames are read
+        jobs: dict[tuple[int, int], Future] = {}  # frames near in file order, matched while frames are read
         for i, (key, thumb) in enumerate(described):
             progress("align", i + 1, len(infos))
             keys.append(key)
             thumbs.append(thumb)
-            for back, ecc_scale in ((1, 1.0), (2, LOOP_ECC_SCALE)):
-                if i >= back:
-                    early[i, i - back] = pool.submit(register_pair, keys[i], keys[i - back], ecc_scale)
+            for j in range(max(0, i - BAND), i):
+                jobs[i, j] = pool.submit(_early_pair, keys, (i, j))
+        matched, early = {}, {}
+        for pair, job in jobs.items():
+            matched[pair], registered = job.result()
+            if registered is not None:
+                early[pair] = registered
     with timings("register"):
-        strength = pair_matches(keys)
+        strength = strength_matrix(len(keys), matched)
+        if options.order == "auto" and len(keys) > BAND + 1 and not file_order_holds(strength):
+            rest = [pair for pair in all_pairs(len(keys)) if pair not in matched]
+            matched.update(zip(rest, ordered_map(partial(_match, keys), rest)))
+            strength = strength_matrix(len(keys), matched)
         linked = components(strength)[0]
         attached = _attach_unlinked(infos, keys, linked, options)  # {frame: (frame it registers to, matrix)}
         order = _focus_order(infos, strength, linked, attached, options)
         reference = _reference_frame(infos, order, options.reference)
-        to_ref, matches, residuals = _chain(keys, early, strength, order, attached, reference)
+        to_ref, matches, residuals = _chain(keys, matched, early, strength, order, attached, reference)
     order = _check_loops(infos, order, reference, residuals, options)
     skipped = [infos[k] for k in range(len(infos)) if k not in order]
     del keys
@@ -212,19 +223,40 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
     return alignment
 
 
-def _chain(keys: list[FrameKey], early: dict[tuple[int, int], Future], strength: np.ndarray, order: list[int],
-           attached: dict[int, tuple[int, np.ndarray]], reference: int) -> tuple[dict, dict, dict]:
+def _match(keys: list[FrameKey], pair: tuple[int, int]) -> Matched:
+    """match_features for frames i -> j (pair: (i, j)), None where they do not match."""
+    try:
+        return match_features(keys[pair[0]], keys[pair[1]])
+    except AlignmentError:
+        return None
+
+
+def _early_pair(keys: list[FrameKey], pair: tuple[int, int]) -> tuple[Matched, tuple[np.ndarray, int] | None]:
+    """A pair near in file order, while frames are being read: its match and, for neighbours (one apart) and
+    the loop check's pairs (two apart), its registration at the scale they need (else None)."""
+    matched = _match(keys, pair)
+    scale = EARLY_SCALES.get(pair[0] - pair[1])
+    if matched is None or scale is None:
+        return matched, None
+    return matched, register_pair(keys[pair[0]], keys[pair[1]], scale, matched)
+
+
+def _chain(keys: list[FrameKey], matched: dict[tuple[int, int], Matched], early: dict[tuple[int, int], tuple],
+           strength: np.ndarray, order: list[int], attached: dict[int, tuple[int, np.ndarray]],
+           reference: int) -> tuple[dict, dict, dict]:
     """Register the linked frames (those of ``order``, the focus order, not in ``attached``) along
     engine.order.registration_tree, add the frames registered by correlation, and close loops over every
-    pair two apart in ``order`` not registered already. Returns, per frame: its (3, 3) transform to the
+    pair two apart in ``order`` not registered already. matched: the pairs' keypoint matches (i > j); early:
+    the registrations made while frames were read. Returns, per frame: its (3, 3) transform to the
     reference, its keypoint matches, its loop residual (px; frames on a loop that registered)."""
     chain = [k for k in order if k not in attached]
     root = reference if reference in chain else attached[reference][0]
     tree = registration_tree(strength, chain, root)
-    registered = dict(zip(tree, ordered_map(partial(_registered, keys, early), [(pair, 1.0) for pair in tree])))
+    register = partial(_registered, keys, matched, early)
+    registered = dict(zip(tree, ordered_map(register, [(pair, 1.0) for pair in tree])))
     edges = set(tree) | {(child, parent) for child, (parent, _) in attached.items()}
     loops = [(a, c) for a, c in zip(order, order[2:]) if (a, c) not in edges and (c, a) not in edges]
-    direct = dict(zip(loops, ordered_map(partial(_loop_registered, keys, early), loops)))
+    direct = dict(zip(loops, ordered_map(partial(_loop_registered, register), loops)))
     to_root, matches = {root: np.eye(3)}, {root: 0}
     for child, parent in tree:
         step, matches[child] = registered[child, parent]
@@ -237,27 +269,26 @@ def _chain(keys: list[FrameKey], early: dict[tuple[int, int], Future], strength:
     return to_ref, matches, loop_residuals(to_ref, closed, keys[0].size)
 
 
-def _loop_registered(keys: list[FrameKey], early: dict[tuple[int, int], Future], pair: tuple[int, int]
-                     ) -> np.ndarray | None:
+def _loop_registered(register: Callable, pair: tuple[int, int]) -> np.ndarray | None:
     """The loop check's registration of a pair two apart (at LOOP_ECC_SCALE), or None if it fails."""
     try:
-        return _registered(keys, early, (pair, LOOP_ECC_SCALE))[0]
+        return register((pair, LOOP_ECC_SCALE))[0]
     except AlignmentError:
         return None
 
 
-def _registered(keys: list[FrameKey], early: dict[tuple[int, int], Future],
+def _registered(keys: list[FrameKey], matched: dict[tuple[int, int], Matched], early: dict[tuple[int, int], tuple],
                 job: tuple[tuple[int, int], float]) -> tuple[np.ndarray, int]:
-    """register_pair for frames a -> b with ECC at ``ecc_scale`` (job: ((a, b), ecc_scale)), taken from
-    the early registrations when they made it at that scale: file-order neighbours one apart at full
-    scale, two apart at the loop check's."""
+    """register_pair for frames a -> b with ECC at ``ecc_scale`` (job: ((a, b), ecc_scale)): taken from the
+    early registrations when they made it at that scale, else from the pair's keypoint match if known."""
     (a, b), ecc_scale = job
-    wanted = 1 if ecc_scale == 1.0 else 2
-    for (i, j), inverse in (((a, b), False), ((b, a), True)):
-        if (i, j) in early and i - j == wanted and early[i, j].exception() is None:
-            matrix, count = early[i, j].result()
-            return (np.linalg.inv(matrix) if inverse else matrix), count
-    return register_pair(keys[a], keys[b], ecc_scale)
+    inverse = a < b
+    pair = (b, a) if inverse else (a, b)
+    if pair in early and EARLY_SCALES.get(pair[0] - pair[1]) == ecc_scale:
+        matrix, count = early[pair]
+    else:
+        matrix, count = register_pair(keys[pair[0]], keys[pair[1]], ecc_scale, matched.get(pair))
+    return (np.linalg.inv(matrix) if inverse else matrix), count
 
 
 def _attach_unlinked(infos: list[FrameInfo], keys: list[FrameKey], linked: list[int],
