@@ -16,12 +16,13 @@ import os
 import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from focusdrop.engine.frameinfo import Hint
-from focusdrop.engine.frames import MAX_MEGAPIXELS, natural_key
-from focusdrop.engine.pipeline import StackOptions
-from focusdrop.engine.raw import WhiteBalance
+from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, Hint
+
+if TYPE_CHECKING:  # the engine's heavy imports wait for a command that stacks: `focusdrop --help` starts fast
+    from focusdrop.engine.pipeline import StackOptions
+    from focusdrop.engine.raw import WhiteBalance
 
 STACK, WATCH, WORKER, INSTALL = "stack", "watch", "worker", "install"  # commands whose flags come from here
 CONFIG, MANIFEST = "config", "manifest"
@@ -258,6 +259,7 @@ class Settings:
 
     def stack_options(self) -> StackOptions:
         """What the engine needs of these settings (the frames are passed in the order ``order`` says)."""
+        from focusdrop.engine.pipeline import StackOptions
         return StackOptions(method=self.method.value, reference=self.reference, crop=self.crop,
                             skip_unaligned=self.skip_unaligned, pyramid_layer=self.pyramid_layer,
                             order="auto" if self.order is Order.AUTO else "given",
@@ -338,6 +340,7 @@ def read_config(path: Path | None) -> dict[str, Any]:
 def arrange(paths: list[Path], order: Order) -> list[Path]:
     """Frames in the order ``order`` asks for: by name (natural: frame_2 before frame_10), reversed, or as
     they come (given; auto, whose estimate starts from there)."""
+    from focusdrop.engine.frames import natural_key
     if order is Order.NAME:
         return sorted(paths, key=natural_key)
     if order is Order.REVERSE:

@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
+
+MAX_MEGAPIXELS = 400.0  # the default cap; a GFX pixel-shift frame is 400 MP. Pillow's own, lower cap is the
+# caller's to lift (FocusDrop's command does): this one is checked on every header before decoding.
 
 
 @dataclass(frozen=True)
@@ -64,7 +68,7 @@ class FrameInfo:
 
     @property
     def full_scale(self) -> float:
-        return float(np.iinfo(self.dtype).max)
+        return float((1 << 8 * self.dtype.itemsize) - 1)  # unsigned integers: 255, 65535
 
 
 def short_reason(error: Exception) -> str:

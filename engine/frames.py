@@ -14,20 +14,16 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 
-import cv2
 import numpy as np
 import tifffile
 from PIL import Image, ImageOps
 
-from focusdrop.engine.frameinfo import FrameError, FrameInfo, Hint, IncompleteFrame, short_reason
+from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError, FrameInfo, Hint, IncompleteFrame, short_reason
 from focusdrop.engine.raw import probe_raw, read_raw
 
 RAW_SUFFIXES = (".dng", ".cr2", ".cr3", ".crw", ".nef", ".nrw", ".arw", ".srf", ".sr2", ".raf", ".orf", ".rw2",
                 ".pef", ".srw", ".x3f", ".3fr", ".iiq", ".rwl", ".erf", ".mef", ".mos", ".kdc", ".dcr")
 IMAGE_SUFFIXES = (".tif", ".tiff", ".jpg", ".jpeg", ".png") + RAW_SUFFIXES
-
-MAX_MEGAPIXELS = 400.0  # the default cap; a GFX pixel-shift frame is 400 MP. Pillow's own, lower cap is the
-# caller's to lift (FocusDrop's command does): this one is checked on every header before decoding.
 
 
 def natural_key(path: Path) -> list:
@@ -195,6 +191,7 @@ def read_frame(info: FrameInfo, preview: bool = False) -> np.ndarray:
                 im = ImageOps.exif_transpose(im)
                 pixels = np.asarray(im.convert("L" if info.shape[2] == 1 else "RGB"))
         else:
+            import cv2  # here, not at the top: probing headers (`focusdrop status`) does without it
             pixels = cv2.imread(str(path), cv2.IMREAD_ANYDEPTH | cv2.IMREAD_ANYCOLOR)
             if pixels is None:
                 raise ValueError("truncated or corrupt PNG data")

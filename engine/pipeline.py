@@ -30,8 +30,8 @@ from focusdrop.engine.crop import NoCommonArea, common_area
 from focusdrop.engine.depthmap import DepthmapFusion
 from focusdrop.engine.exposure import exposure_gains, thumbnail, thumbnail_factor, thumbnail_size
 from focusdrop.engine.focus import focus_measure, luminance, nearby_focus
-from focusdrop.engine.frameinfo import FrameError, FrameInfo, Hint
-from focusdrop.engine.frames import MAX_MEGAPIXELS, check_stack, probe_frame, read_frame
+from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError, FrameInfo, Hint
+from focusdrop.engine.frames import check_stack, probe_frame, read_frame
 from focusdrop.engine.order import (BAND, CLEARLY_BETTER, Matched, all_pairs, components, file_order_holds, focus_order,
                                     loop_residuals, path_strength, registration_tree, strength_matrix)
 from focusdrop.engine.prefetch import ordered_map

@@ -89,3 +89,12 @@ def test_the_engine_neither_prints_nor_reads_the_environment_nor_names_a_flag(na
 def _is_docstring(node: ast.Constant, tree: ast.Module) -> bool:
     owners = [tree] + [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef))]
     return any(o.body and isinstance(o.body[0], ast.Expr) and o.body[0].value is node for o in owners)
+
+
+def test_the_command_line_is_built_without_the_image_libraries():
+    """`focusdrop --help` (and the parsing of every command) imports no image library: each command
+    imports what it runs when it runs (0.12 s to start, against 0.39 s when the parser pulled in OpenCV)."""
+    code = ("import sys; from focusdrop.bridge import cli; cli.build_parser(); "
+            "print(sorted(m for m in ('numpy', 'cv2', 'tifffile', 'psd_tools', 'rawpy', 'skimage') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]", loaded

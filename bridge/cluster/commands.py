@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from focusdrop.bridge.cluster.runner import needs_cluster_extra
 from focusdrop.bridge.settings import WORKER, add_flags
 
 
 def worker(args: argparse.Namespace) -> int:
+    from focusdrop.bridge.cluster.runner import needs_cluster_extra
     needs_cluster_extra()
     from focusdrop.bridge.cluster.worker import run_worker
     run_worker(args.address, args.cluster_ca, args.cluster_cert, bool(args.insecure), args.name, args.nthreads,
@@ -18,6 +18,7 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def certs(args: argparse.Namespace) -> int:
+    from focusdrop.bridge.cluster.runner import needs_cluster_extra
     needs_cluster_extra()
     from focusdrop.bridge.cluster.certs import make_certificates
     for path in make_certificates(Path(args.folder), args.machines):

@@ -27,8 +27,8 @@ from typing import Callable
 from focusdrop.bridge.hotfolder.grouping import LooseFrame, split_bursts
 from focusdrop.bridge.hotfolder.layout import PARTIAL, RESERVED
 from focusdrop.bridge.hotfolder.manifest import MANIFEST, Manifest, read_manifest
-from focusdrop.engine.frameinfo import FrameError, IncompleteFrame
-from focusdrop.engine.frames import IMAGE_SUFFIXES, MAX_MEGAPIXELS, capture_time, list_frames, probe_frame
+from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError, IncompleteFrame
+from focusdrop.engine.frames import IMAGE_SUFFIXES, capture_time, list_frames, probe_frame
 
 log = logging.getLogger("focusdrop")
 

@@ -9,8 +9,8 @@ from pathlib import Path
 from focusdrop.bridge.hotfolder.inbox import is_frame_name
 from focusdrop.bridge.hotfolder.journal import STATES, Job, Journal
 from focusdrop.bridge.hotfolder.layout import PARTIAL, Layout
-from focusdrop.engine.frameinfo import FrameError
-from focusdrop.engine.frames import MAX_MEGAPIXELS, probe_frame
+from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError
+from focusdrop.engine.frames import probe_frame
 
 
 def waiting_files(layout: Layout, quiet: float, max_megapixels: float = MAX_MEGAPIXELS) -> list[dict]:

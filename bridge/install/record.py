@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from focusdrop.engine.save import write_durably
-
 
 class Record:
     """The files written and the folders created by installs into one place, kept in a JSON file."""
@@ -22,6 +20,7 @@ class Record:
     def write_file(self, path: Path, data: bytes) -> None:
         """Write ``path`` (atomically), creating and noting the folders it needs; the record is saved after
         each folder and after the file. Raises OSError from the file system."""
+        from focusdrop.engine.save import write_durably  # with the image writers: not for `focusdrop --help`
         missing = [p for p in reversed(path.parents) if not p.exists()]
         for folder in missing:
             folder.mkdir()
@@ -33,6 +32,7 @@ class Record:
             self.save()
 
     def save(self) -> None:
+        from focusdrop.engine.save import write_durably
         for folder in [p for p in reversed(self.path.parents) if not p.exists()]:  # noted: uninstall removes it
             folder.mkdir()
             self.folders.append(str(folder))

@@ -14,7 +14,7 @@ import os
 import plistlib
 import sys
 from pathlib import Path, PureWindowsPath
-from xml.sax.saxutils import escape
+from html import escape
 
 LABEL = "org.focusdrop.watch"
 
@@ -44,7 +44,7 @@ def windows_task(hot_folder: Path, out: Path) -> bytes:
     if PureWindowsPath(program).name.lower() == "python.exe":
         program = str(PureWindowsPath(program).with_name("pythonw.exe"))
     joined = " ".join(f'"{a}"' if " " in a else a for a in arguments)
-    user = escape(current_user())
+    user = escape(current_user(), quote=False)
     return ('<?xml version="1.0" encoding="UTF-16"?>\n'
             '<Task version="1.2" xmlns="http://schemas.microsoft.com/windows/2004/02/mit/task">\n'
             '  <RegistrationInfo><Description>FocusDrop hot folder</Description></RegistrationInfo>\n'
@@ -54,8 +54,8 @@ def windows_task(hot_folder: Path, out: Path) -> bytes:
             '  <Settings><DisallowStartIfOnBatteries>false</DisallowStartIfOnBatteries>'
             '<StopIfGoingOnBatteries>false</StopIfGoingOnBatteries><ExecutionTimeLimit>PT0S</ExecutionTimeLimit>'
             '<RestartOnFailure><Interval>PT1M</Interval><Count>3</Count></RestartOnFailure></Settings>\n'
-            f'  <Actions Context="Author"><Exec><Command>{escape(program)}</Command>'
-            f'<Arguments>{escape(joined)}</Arguments></Exec></Actions>\n'
+            f'  <Actions Context="Author"><Exec><Command>{escape(program, quote=False)}</Command>'
+            f'<Arguments>{escape(joined, quote=False)}</Arguments></Exec></Actions>\n'
             '</Task>\n').encode("utf-16")
 
 
