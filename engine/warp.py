@@ -38,7 +38,7 @@ def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, in
     scale = (np.asarray(gain, np.float32) / np.float32(full_scale)).reshape(1, 1, channels)
     image = moved.reshape(y1 - y0, x1 - x0, channels).astype(np.float32)
     if shading is None or np.abs(shading - 1.0).max() < NO_SHADING:
-        image *= scale
+        cv2.multiply(image, tuple(scale.ravel().tolist()) + (0.0,) * (4 - channels), dst=image)  # numpy: 12x slower
     else:  # the gain folded into the field: one multiply, a band of rows at a time (no full-size copy)
         height, width = pixels.shape[:2]
         grid_h, grid_w = shading.shape[:2]
@@ -48,7 +48,8 @@ def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, in
             band_to_grid = geometry.resize_matrix(grid_w / width, grid_h / height) @ geometry.translation(x0, y0 + top)
             rows *= cv2.warpAffine(field, band_to_grid[:2], (x1 - x0, len(rows)), flags=cv2.INTER_LINEAR
                                    | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE).reshape(rows.shape)
-    return np.minimum(image, 1.0, out=image)
+    cv2.min(image, (1.0, 1.0, 1.0, 1.0), dst=image)  # a scalar per channel: 1.0 alone would be (1, 0, 0, 0)
+    return image
 
 
 def coverage(to_ref: np.ndarray, box: tuple[int, int, int, int], width: int, height: int) -> np.ndarray:
