@@ -24,6 +24,8 @@ NEARBY_POWER = 8  # the second blend's: the frame sharp at the nearest edges tak
 CLEAR_BELOW, CLEAR_ABOVE = 1.4, 1.8  # focus contrast (best frame's over the frames' mean) below which a pixel
 # is plain whatever its sharpness, above which the first blend may take it
 CONTRAST_SIGMAS = (CONFIDENCE_SIGMA, 6.0)  # px: windows of the contrast; the smaller contrast counts
+BAND_ROWS = 64  # rows blended at a time: the weight spread over the channels stays in the cache, and no
+# frame-sized copy of it is kept (280 MB at 24 MP); 1.6x faster than one pass over the whole frame
 
 
 class DepthmapFusion:
@@ -42,25 +44,30 @@ class DepthmapFusion:
         self._best = np.zeros((h, w), np.float32)              # largest focus so far
         self._focus_sum = np.zeros((h, w), np.float32)         # sum of the frames' focus
         self._count = 0
-        self._depth = np.zeros((h, w), np.uint16)              # index of the frame that had it
-        self._spread = np.empty((h, w, channels), np.float32)  # the weight, once per channel
+        self._depth = np.zeros((h, w), np.uint8)               # index of the frame that had it
+        self._band = np.empty((BAND_ROWS, w, channels), np.float32)  # a band of the weight, once per channel
         self._flat_sum = np.zeros((h, w, channels), np.float32)   # the second blend, for plain areas
         self._flat_weight = np.zeros((h, w), np.float32)
         self._sharp: np.ndarray | None = None  # _sharpness(), once the frames are in
+        self._result: np.ndarray | None = None  # result(), made in the running sums' memory
 
     def add(self, image: np.ndarray, focus: np.ndarray, nearby: np.ndarray, index: int) -> None:
         """Blend in one frame.
 
         image: (H, W, C) float32, values in [0, 1]; focus: (H, W) float32 >= 0, zero where the frame has
-        no pixels; nearby: (H, W) float32, the focus spread wide (engine.focus.nearby_focus); index: the
-        frame's position in the stack. ``focus`` and ``nearby`` are consumed (overwritten).
+        no pixels; nearby: the focus spread wide, at a quarter of the size (engine.focus.nearby_focus);
+        index: the frame's position in the stack, up to 255. ``focus`` is consumed (overwritten).
         """
+        if self._result is not None:
+            raise RuntimeError("the fusion's result was taken; a frame cannot be added after it")
         self._sharp = None
         if self._scale is None:
             noise, high = np.percentile(focus[::4, ::4], (NOISE_PERCENTILE, 99.9))
             self._scale = np.float32(max(high, 1e-12))
             self._floor = np.float32(max(self._floor, min(NOISE_FACTOR * noise / self._scale, MAX_FLOOR)))
-        np.copyto(self._depth, np.uint16(index), where=focus > self._best)
+        if index > 255:
+            raise ValueError("depth-map fusion takes up to 256 frames")
+        np.copyto(self._depth, np.uint8(index), where=focus > self._best)
         self._focus_sum += focus
         self._count += 1
         np.maximum(self._best, focus, out=self._best)
@@ -76,6 +83,7 @@ class DepthmapFusion:
             shrink = np.float32(peak ** -float(NEARBY_POWER))
             self._flat_weight *= shrink
             self._flat_sum *= shrink
+        nearby = cv2.resize(nearby, focus.shape[::-1], interpolation=cv2.INTER_LINEAR)
         nearby *= 1.0 / self._scale
         nearby += self._floor
         self._accumulate(self._flat_sum, self._flat_weight, image, _power(nearby, NEARBY_POWER))
@@ -84,10 +92,13 @@ class DepthmapFusion:
 
     def _accumulate(self, total: np.ndarray, weights: np.ndarray, image: np.ndarray, weight: np.ndarray) -> None:
         weights += weight
-        if image.shape[2] == 3:  # OpenCV: 3x faster than a broadcast multiply-add
-            cv2.accumulateProduct(image, cv2.cvtColor(weight, cv2.COLOR_GRAY2RGB, dst=self._spread), total)
-        else:
+        if image.shape[2] != 3:
             total += image * weight[..., None]
+            return
+        for top in range(0, len(image), BAND_ROWS):  # OpenCV: 3x faster than a broadcast multiply-add
+            rows = slice(top, top + BAND_ROWS)
+            spread = cv2.cvtColor(weight[rows], cv2.COLOR_GRAY2RGB, dst=self._band[:len(weight[rows])])
+            cv2.accumulateProduct(image[rows], spread, total[rows])
 
     def _sharpness(self) -> np.ndarray:
         """(H, W) float32: the largest focus over a few pixels, in units of the floor (1: as sharp as the
@@ -115,9 +126,12 @@ class DepthmapFusion:
         return np.clip(contrast, 0.0, 1.0, out=contrast)
 
     def result(self) -> np.ndarray:
-        """The fused image so far, (H, W, C) float32: the focus blend where a frame is sharp, the blend by
-        focus nearby where none is."""
-        sharp = np.divide(self._sum, self._weight[..., None], out=self._spread)
+        """The fused image, (H, W, C) float32, once every frame is in: the focus blend where a frame is
+        sharp, the blend by focus nearby where none is. It is made in the running sums' memory (no frame
+        can be added after it)."""
+        if self._result is not None:
+            return self._result
+        sharp = np.divide(self._sum, self._weight[..., None], out=self._sum)
         plain = np.divide(self._flat_sum, self._flat_weight[..., None], out=self._flat_sum)
         trust = np.clip((self._sharpness() - PLAIN_BELOW) * (1.0 / PLAIN_BELOW), 0.0, 1.0)
         trust *= self._clarity()
@@ -125,6 +139,7 @@ class DepthmapFusion:
         sharp -= plain
         sharp *= trust
         sharp += plain
+        self._result = sharp
         return sharp
 
     def depth(self) -> np.ndarray:

@@ -28,18 +28,19 @@ def focus_measure(grey: np.ndarray, noise_sigma: float = 0.7, spread_sigma: floa
     """Local Laplacian energy. grey: (H, W) float32 in [0, 1]. Returns (H, W) float32 >= 0."""
     if grey.ndim != 2:
         raise ValueError(f"focus_measure takes a (H, W) image, got shape {grey.shape}")
-    smooth = cv2.GaussianBlur(grey, (0, 0), noise_sigma, borderType=cv2.BORDER_REFLECT101)
-    energy = cv2.Laplacian(smooth, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT101)
-    np.multiply(energy, energy, out=energy)
-    spread = cv2.GaussianBlur(energy, (0, 0), spread_sigma, borderType=cv2.BORDER_REFLECT101)
-    return cv2.GaussianBlur(cv2.erode(spread, _DISC9), (0, 0), SHOULDER_SIGMA, borderType=cv2.BORDER_REFLECT101)
+    a = cv2.GaussianBlur(grey, (0, 0), noise_sigma, borderType=cv2.BORDER_REFLECT101)  # two frame-sized
+    b = cv2.Laplacian(a, cv2.CV_32F, ksize=1, borderType=cv2.BORDER_REFLECT101)         # buffers, reused
+    np.multiply(b, b, out=b)
+    cv2.GaussianBlur(b, (0, 0), spread_sigma, dst=a, borderType=cv2.BORDER_REFLECT101)
+    cv2.erode(a, _DISC9, dst=b)
+    return cv2.GaussianBlur(b, (0, 0), SHOULDER_SIGMA, dst=a, borderType=cv2.BORDER_REFLECT101)
 
 
 def nearby_focus(focus: np.ndarray) -> np.ndarray:
     """The focus measure spread wide (Gaussian, sigma 1/40 of the width), as depth-map fusion uses it on
-    plain areas: which frame is sharp at the edges nearby. Computed at a quarter of the size and brought
-    back (15 ms for 6 MP). focus: (H, W) float32. Returns (H, W) float32."""
+    plain areas: which frame is sharp at the edges nearby. Computed, and returned, at a quarter of the size
+    (it is that smooth; engine.depthmap brings it back to full size as it blends). focus: (H, W) float32.
+    Returns (H // 4, W // 4) float32, at least 1x1."""
     h, w = focus.shape
     small = cv2.resize(focus, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), max(1.0, w * NEARBY_FRACTION / 4), borderType=cv2.BORDER_REFLECT101)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.GaussianBlur(small, (0, 0), max(1.0, w * NEARBY_FRACTION / 4), borderType=cv2.BORDER_REFLECT101)

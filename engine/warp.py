@@ -14,7 +14,7 @@ import numpy as np
 from focusdrop.engine import geometry
 
 NO_SHADING = 0.001  # a shading field this close to 1 everywhere changes no output level: skip it
-FIELD_ROWS = 256    # rows of the stretched shading field made at a time
+BAND_ROWS = 256     # rows resampled at a time
 
 
 def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, int, int, int],
@@ -25,30 +25,33 @@ def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, in
     gain: (C,) encoded-value gain; shading: (gh, gw, C) encoded-value gain field over the whole reference
     frame, or None. Returns (y1 - y0, x1 - x0, C) float32 in [0, 1]: a gain above 1 clips
     at white, as the frame would have, so that layers written from it composite to the fused image.
+    Made a band of BAND_ROWS rows at a time: no frame-sized integer copy besides ``pixels``.
     """
     x0, y0, x1, y1 = box
-    channels = pixels.shape[2]
+    height, width, channels = pixels.shape
     out_to_frame = np.linalg.inv(to_ref) @ geometry.translation(x0, y0)
-    if np.allclose(out_to_frame, geometry.translation(x0, y0)):
-        moved = pixels[y0:y1, x0:x1]
-    else:
-        moved = cv2.warpAffine(pixels, out_to_frame[:2], (x1 - x0, y1 - y0),
-                               flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_REPLICATE)
-    scale = (np.asarray(gain, np.float32) / np.float32(full_scale)).reshape(1, 1, channels)
-    image = moved.reshape(y1 - y0, x1 - x0, channels).astype(np.float32)
-    if shading is None or np.abs(shading - 1.0).max() < NO_SHADING:
-        cv2.multiply(image, tuple(scale.ravel().tolist()) + (0.0,) * (4 - channels), dst=image)  # numpy: 12x slower
-    else:  # the gain folded into the field: one multiply, a band of rows at a time (no full-size copy)
-        height, width = pixels.shape[:2]
-        grid_h, grid_w = shading.shape[:2]
-        field = shading * scale
-        for top in range(0, y1 - y0, FIELD_ROWS):
-            rows = image[top:top + FIELD_ROWS]
-            band_to_grid = geometry.resize_matrix(grid_w / width, grid_h / height) @ geometry.translation(x0, y0 + top)
-            rows *= cv2.warpAffine(field, band_to_grid[:2], (x1 - x0, len(rows)), flags=cv2.INTER_LINEAR
+    moves = not np.allclose(out_to_frame, geometry.translation(x0, y0))
+    scale = np.asarray(gain, np.float32) / np.float32(full_scale)
+    flat = shading is None or np.abs(shading - 1.0).max() < NO_SHADING
+    field = None if flat else shading * scale  # the gain folded into the field: one multiply
+    image = np.empty((y1 - y0, x1 - x0, channels), np.float32)
+    for top in range(0, y1 - y0, BAND_ROWS):
+        rows = image[top:top + BAND_ROWS]
+        count = len(rows)
+        if moves:
+            band = cv2.warpAffine(pixels, (out_to_frame @ geometry.translation(0, top))[:2], (x1 - x0, count),
+                                  flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE)
+        else:
+            band = pixels[y0 + top:y0 + top + count, x0:x1]
+        np.copyto(rows, band.reshape(rows.shape))
+        if field is None:  # OpenCV's multiply by a scalar per channel: numpy's broadcast is 12x slower
+            cv2.multiply(rows, tuple(scale.tolist()) + (0.0,) * (4 - channels), dst=rows)
+        else:
+            band_to_grid = geometry.resize_matrix(field.shape[1] / width, field.shape[0] / height) @ \
+                geometry.translation(x0, y0 + top)
+            rows *= cv2.warpAffine(field, band_to_grid[:2], (x1 - x0, count), flags=cv2.INTER_LINEAR
                                    | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE).reshape(rows.shape)
-    cv2.min(image, (1.0, 1.0, 1.0, 1.0), dst=image)  # a scalar per channel: 1.0 alone would be (1, 0, 0, 0)
+        cv2.min(rows, (1.0, 1.0, 1.0, 1.0), dst=rows)  # a scalar per channel: 1.0 alone would be (1, 0, 0, 0)
     return image
 
 
