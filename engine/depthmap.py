@@ -50,6 +50,10 @@ class DepthmapFusion:
         self._flat_weight = np.zeros((h, w), np.float32)
         self._sharp: np.ndarray | None = None  # _sharpness(), once the frames are in
         self._result: np.ndarray | None = None  # result(), made in the running sums' memory
+        for plane in (self._sum, self._weight, self._best, self._focus_sum, self._depth, self._flat_sum,
+                      self._flat_weight):
+            plane.fill(0)  # the pages mapped now, not in the first add, where the next frame's reading and
+            # resampling fault pages in at the same time: that first add took 0.3-0.6 s instead of 0.06
 
     def add(self, image: np.ndarray, focus: np.ndarray, nearby: np.ndarray, index: int) -> None:
         """Blend in one frame.
