@@ -110,3 +110,25 @@ def test_a_frame_without_keypoints_has_an_empty_key(pixels):
     assert key.points.shape == (0, 2) and key.descriptors.shape == (0, 128) and featureless(key)
     with pytest.raises(AlignmentError, match="only 0 features"):
         match_features(key, key)
+
+
+def _chain_strengths(order: list[int], matches: int = 100) -> dict:
+    """Matches as a bracket in focus ``order`` gives them: frames k apart in focus match 100 / k times,
+    keyed by file-order pairs (i, j), i > j, within engine.order.BAND of each other."""
+    from focusdrop.engine.order import band_pairs
+    at = {frame: position for position, frame in enumerate(order)}
+    return {(i, j): (np.eye(3), matches // abs(at[i] - at[j])) for i, j in band_pairs(len(order))}
+
+
+def test_neighbours_in_file_order_suffice_when_they_bear_it_out():
+    from focusdrop.engine.order import band_pairs, file_order_holds, strength_matrix
+    assert band_pairs(5, 2) == [(1, 0), (2, 0), (2, 1), (3, 1), (3, 2), (4, 2), (4, 3)]
+    ordered = strength_matrix(12, _chain_strengths(list(range(12))))
+    assert file_order_holds(ordered)
+    assert file_order_holds(strength_matrix(12, _chain_strengths(list(range(12))[::-1])))  # far to near
+    shuffled = strength_matrix(12, _chain_strengths([5, 2, 7, 0, 3, 6, 1, 4, 11, 9, 8, 10]))
+    assert not file_order_holds(shuffled)  # then every pair is matched (pipeline.align_frames)
+    gap = _chain_strengths(list(range(12)))
+    for pair in [p for p in gap if 5 in p]:
+        gap[pair] = None  # a frame that matches none of its neighbours: not linked, so look further
+    assert not file_order_holds(strength_matrix(12, gap))
