@@ -87,12 +87,12 @@ class DepthmapFusion:
             shrink = np.float32(peak ** -float(NEARBY_POWER))
             self._flat_weight *= shrink
             self._flat_sum *= shrink
-        nearby = cv2.resize(nearby, focus.shape[::-1], interpolation=cv2.INTER_LINEAR)
+        weight += self._floor
+        self._accumulate(self._sum, self._weight, image, _power(weight, self.power))
+        nearby = cv2.resize(nearby, focus.shape[::-1], dst=focus, interpolation=cv2.INTER_LINEAR)  # its memory
         nearby *= 1.0 / self._scale
         nearby += self._floor
         self._accumulate(self._flat_sum, self._flat_weight, image, _power(nearby, NEARBY_POWER))
-        weight += self._floor
-        self._accumulate(self._sum, self._weight, image, _power(weight, self.power))
 
     def _accumulate(self, total: np.ndarray, weights: np.ndarray, image: np.ndarray, weight: np.ndarray) -> None:
         weights += weight

@@ -406,7 +406,7 @@ def _prepare(k: int, alignment: Alignment, options: StackOptions,
     if options.method != "depthmap":
         return image, None, None
     with timings("focus"):
-        focus = focus_measure(luminance(image), options.noise_sigma, options.spread_sigma)
+        focus = focus_measure(luminance(image), options.noise_sigma, options.spread_sigma, in_place=True)
         if not options.crop:
             height, width, _ = info.shape
             focus *= coverage(alignment.to_ref[k], alignment.box, width, height)
