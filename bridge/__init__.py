@@ -3,7 +3,8 @@ installer, a cluster.
 
 Two process-wide settings are made here, once, for every process that runs FocusDrop. FocusDrop checks its
 own cap (the max_megapixels setting) on every frame's header before decoding, so Pillow's lower cap is
-lifted. And glibc's allocator is asked to keep freed memory for reuse (below).
+lifted. And glibc's allocator is asked to keep freed memory for reuse while a stack runs (below); a
+long-running process gives it back after each stack (``release_freed_memory``).
 """
 import ctypes
 import sys
@@ -29,6 +30,16 @@ def _reuse_freed_memory() -> None:
     mallopt(m_mmap_threshold, 32 << 20)
     mallopt(m_trim_threshold, 1 << 30)
     mallopt(m_arena_max, 2)
+
+
+def release_freed_memory() -> None:
+    """Give the memory kept for reuse back to the system (glibc's malloc_trim), so that a service between
+    stacks holds none of it (0.5 GB after a 12 x 6 MP stack otherwise)."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
 
 _reuse_freed_memory()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from focusdrop.bridge import release_freed_memory
 from focusdrop.bridge.settings import FLAT_ONLY
 from focusdrop.engine.frameinfo import FrameInfo
 from focusdrop.engine.masks import region_masks
@@ -189,4 +190,6 @@ def stack_record(paths: list[Path], outputs: list[Path], options: StackOptions, 
     released before returning (a cluster task sends only this record back)."""
     result, written = stack_to_file(paths, outputs, options, overwrite=True)
     data = report(result, written)
+    del result
+    release_freed_memory()
     return {"written": data["outputs"], "report": data, "worker": worker}
