@@ -14,32 +14,39 @@ from PIL import Image
 Image.MAX_IMAGE_PIXELS = None
 
 
+def _glibc() -> ctypes.CDLL | None:
+    """The C library, where it is glibc (Linux); None elsewhere (macOS, Windows, musl)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
+    except OSError:
+        return None
+
+
+_LIBC = _glibc()
+
+
 def _reuse_freed_memory() -> None:
     """glibc's malloc gives every array over a few MB fresh pages from the kernel and hands them back when
     it is freed, so a stack's frame-sized temporaries (some 5 GB over 12 frames of 6 MP) were zeroed by the
     kernel again and again: a quarter of the CPU time went to it. Arrays up to 32 MB (a 6 MP float plane)
     now come from the heap, freed memory is kept (up to 1 GB) for the next frame, and the threads share two
     heaps. Peak memory is unchanged (measured). Other C libraries: nothing to do."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # musl and others
+    if _LIBC is None:
         return
     m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8
-    mallopt(m_mmap_threshold, 32 << 20)
-    mallopt(m_trim_threshold, 1 << 30)
-    mallopt(m_arena_max, 2)
+    _LIBC.mallopt(m_mmap_threshold, 32 << 20)
+    _LIBC.mallopt(m_trim_threshold, 1 << 30)
+    _LIBC.mallopt(m_arena_max, 2)
 
 
 def release_freed_memory() -> None:
     """Give the memory kept for reuse back to the system (glibc's malloc_trim), so that a service between
     stacks holds none of it (0.5 GB after a 12 x 6 MP stack otherwise)."""
-    if sys.platform.startswith("linux"):
-        try:
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except (OSError, AttributeError):
-            pass
+    if _LIBC is not None:
+        _LIBC.malloc_trim(0)
 
 
 _reuse_freed_memory()

@@ -3,9 +3,8 @@
 Pass 1 reads each frame once and keeps only its keypoints, a reduced grey image and a thumbnail; it finds
 the focus order and which frame to register to which (engine.order), registers them (frames near in file
 order are matched, and neighbours registered, while frames are being read: the common case), chains the
-transforms to the reference frame, and
-measures exposure gains and the common area. Pass 2 reads each frame again, warps it onto the output box
-and adds it to the running fusion. Peak memory is the fusion state plus one frame and its temporaries,
+transforms to the reference frame, and measures exposure gains and the common area. Pass 2 reads each frame
+again, warps it onto the output box and adds it to the running fusion. Peak memory is the fusion state plus one frame and its temporaries,
 whatever the number of frames.
 """
 from __future__ import annotations
