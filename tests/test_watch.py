@@ -221,3 +221,17 @@ def test_a_journal_from_the_previous_version_keeps_its_waiting_jobs(tmp_path):
     assert second.options == {} and second.problem == "x.tif: file is empty"
     assert finished.options == manifest  # a finished job is history: left as it was
     journal.close()
+
+
+def test_a_late_worker_note_keeps_the_worker_that_finished_the_stack(tmp_path):
+    """The service notes which cluster worker runs each task; a note taken just before the task's record
+    came back (the task no longer listed: worker None) must not erase the record's worker."""
+    journal = Journal(tmp_path / "journal.sqlite")
+    job = journal.add("ring", lambda i: tmp_path / str(i), ["a.tif"], {}, ["a.tif"])
+    journal.update(job.id, state="running", task="focusdrop-stack-1")
+    journal.note_worker(job.id, "focusdrop-stack-1", "w1")
+    assert journal.get(job.id).worker == "w1"
+    journal.update(job.id, worker="w2", task=None)  # the record: rerun on w2 after w1 died
+    journal.note_worker(job.id, "focusdrop-stack-1", None)  # the note read before the record
+    assert journal.get(job.id).worker == "w2"
+    journal.close()

@@ -22,7 +22,7 @@ class Job:
     to stack them; options: the settings its manifest amends (bridge.settings.to_json); sources: where the
     frames came from (for a claim to finish after a crash); outputs: result paths chosen when it started;
     archive: where its frames went; worker: the machine that stacked it ("local" on this one); task: its
-    Dask key on a cluster; job_id: the exporter's id, for its outcome record; problem: why it cannot be
+    Dask key on a cluster, while the task runs; job_id: the exporter's id, for its outcome record; problem: why it cannot be
     stacked at all (a bad manifest, a file that never became a frame), known when it was claimed."""
 
     id: int
@@ -105,6 +105,12 @@ class Journal:
         with self._lock:
             self._db.execute(f"UPDATE jobs SET {assignments} WHERE id = ?", (*encoded, job_id))
         return self.get(job_id)
+
+    def note_worker(self, job_id: int, task: str, worker: str | None) -> None:
+        """Journal the worker running a job's cluster task ``task``, unless that task has ended: its
+        record (run_job) clears the task and names the worker that finished it, which stays."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET worker = ? WHERE id = ? AND task = ?", (worker, job_id, task))
 
     def get(self, job_id: int) -> Job:
         return self._select("WHERE id = ?", (job_id,))[0]

@@ -104,7 +104,7 @@ def run_job(ws: Workspace, job: Job, settings: Settings, runner: Runner) -> Job:
         record = runner.run(job, chosen.stack_options(), lambda key: ws.journal.update(job.id, task=key))
         crash_point("run:written")
         write_durably(job.folder / REPORT, json.dumps(record["report"], indent=1).encode())
-        job = ws.journal.update(job.id, outputs=record["written"], worker=record["worker"])
+        job = ws.journal.update(job.id, outputs=record["written"], worker=record["worker"], task=None)
         crash_point("run:reported")
         archive = archive_job(ws, job, ws.layout.done)
         crash_point("run:archived")

@@ -168,5 +168,5 @@ class Service:
         """Journal which worker each running stack is on (``focusdrop status`` shows it)."""
         where = self.runner.running_on()
         for job in self.workspace.journal.jobs("running"):
-            if where.get(job.task) != job.worker:  # None while it waits for a worker
-                self.workspace.journal.update(job.id, worker=where.get(job.task))
+            if job.task and where.get(job.task) != job.worker:  # None while it waits for a worker
+                self.workspace.journal.note_worker(job.id, job.task, where.get(job.task))
