@@ -1,15 +1,22 @@
 """The exchange with the photographer's tools: the focusdrop command, the hot folder, the Adobe scripts'
 installer, a cluster.
 
-Two process-wide settings are made here, once, for every process that runs FocusDrop. FocusDrop checks its
-own cap (the max_megapixels setting) on every frame's header before decoding, so Pillow's lower cap is
-lifted. And glibc's allocator is asked to keep freed memory for reuse while a stack runs (below); a
-long-running process gives it back after each stack (``release_freed_memory``).
+Three process-wide settings are made here, once, for every process that runs FocusDrop. FocusDrop checks
+its own cap (the max_megapixels setting) on every frame's header before decoding, so Pillow's lower cap is
+lifted. glibc's allocator is asked to keep freed memory for reuse while a stack runs (below); a
+long-running process gives it back after each stack (``release_freed_memory``). And numpy's OpenBLAS runs
+on one thread (unless the environment says otherwise): the pipeline runs its own threads, one per core,
+and OpenBLAS's threads spun beside them (sched_yield): 7-12 % of a stack's CPU time. It must
+be set before numpy is first imported, so it is set first.
 """
-import ctypes
-import sys
+import os
 
-from PIL import Image
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import ctypes  # noqa: E402 (after the setting above)
+import sys  # noqa: E402
+
+from PIL import Image  # noqa: E402
 
 Image.MAX_IMAGE_PIXELS = None
 

@@ -132,3 +132,28 @@ def test_neighbours_in_file_order_suffice_when_they_bear_it_out():
     for pair in [p for p in gap if 5 in p]:
         gap[pair] = None  # a frame that matches none of its neighbours: not linked, so look further
     assert not file_order_holds(strength_matrix(12, gap))
+
+
+def test_ecc_steps_converge_on_a_known_affine():
+    """engine.ecc.ecc_step on a textured image moved by a known similarity (cropped from a larger one, so
+    no border is black): one step from 1.3 px off lands within 0.05 px, three within 0.005 px, with a
+    correlation near 1. (OpenCV's own iteration stays 0.03-0.06 px off here: it counts the pixels that
+    warping blends with the outside.)"""
+    import cv2
+    from focusdrop.engine.ecc import ecc_step
+    rng = np.random.default_rng(3)
+    scene = cv2.GaussianBlur(rng.random((320, 400), dtype=np.float32), (0, 0), 3.0)
+    move = geometry.similarity(1.01, 0.4, (2.3, -1.6), (200, 160))
+    moved = cv2.warpAffine(scene, move[:2].astype(np.float32), (400, 320))
+    template, image = scene[40:280, 40:360], moved[40:280, 40:360]
+    truth = geometry.translation(-40, -40) @ move @ geometry.translation(40, 40)  # template px -> image px
+    corners = geometry.corners(320, 240)
+    off = lambda warp: np.abs(geometry.apply(np.vstack([warp, [0, 0, 1]]), corners)
+                              - geometry.apply(truth, corners)).max()
+    warp = geometry.similarity(1.0, 0.0, (2.0, -1.2))[:2]
+    assert off(warp) > 1.0
+    _, warp = ecc_step(template, image, warp)
+    assert off(warp) < 0.05
+    for _ in range(2):
+        correlation, warp = ecc_step(template, image, warp)
+    assert off(warp) < 0.005 and correlation > 0.999
