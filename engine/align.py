@@ -8,7 +8,7 @@ to fine, for a shift and for an affine fit, whichever correlates better. Measure
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -54,6 +54,16 @@ class FrameKey:
     grey: np.ndarray
     factor: float
     size: tuple[int, int]
+    _levels: dict[float, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
+
+    def grey_at(self, scale: float) -> np.ndarray:
+        """``grey`` resized by ``scale`` (area average), made once per scale: each frame is in several
+        pairs, each registered at two or three scales."""
+        if scale == 1.0:
+            return self.grey
+        if scale not in self._levels:
+            self._levels[scale] = cv2.resize(self.grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        return self._levels[scale]
 
 
 def _reduce(grey: np.ndarray, side: int) -> tuple[np.ndarray, float]:
@@ -243,6 +253,4 @@ def _correlation(moving: FrameKey, fixed: FrameKey, matrix: np.ndarray, scale: f
 def _greys(moving: FrameKey, fixed: FrameKey, scale: float) -> tuple[list[np.ndarray], np.ndarray]:
     """[fixed's, moving's] grey images resized by ``scale``, and the (3, 3) map from full-resolution
     pixels to theirs."""
-    greys = [key.grey if scale == 1.0 else cv2.resize(key.grey, None, fx=scale, fy=scale,
-                                                      interpolation=cv2.INTER_AREA) for key in (fixed, moving)]
-    return greys, geometry.resize_matrix(moving.factor * scale)
+    return [fixed.grey_at(scale), moving.grey_at(scale)], geometry.resize_matrix(moving.factor * scale)
