@@ -121,7 +121,7 @@ def _chain_strengths(order: list[int], matches: int = 100) -> dict:
 
 
 def test_neighbours_in_file_order_suffice_when_they_bear_it_out():
-    from focusdrop.engine.order import band_pairs, file_order_holds, strength_matrix
+    from focusdrop.engine.order import band_pairs, components, file_order_holds, focus_order, strength_matrix
     assert band_pairs(5, 2) == [(1, 0), (2, 0), (2, 1), (3, 1), (3, 2), (4, 2), (4, 3)]
     ordered = strength_matrix(12, _chain_strengths(list(range(12))))
     assert file_order_holds(ordered)
@@ -132,6 +132,11 @@ def test_neighbours_in_file_order_suffice_when_they_bear_it_out():
     for pair in [p for p in gap if 5 in p]:
         gap[pair] = None  # a frame that matches none of its neighbours: not linked, so look further
     assert not file_order_holds(strength_matrix(12, gap))
+    dense = {(i, j): (np.eye(3), 380 - 10 * (i - j)) for i, j in band_pairs(12)}  # matches saturate
+    dense[7, 6], dense[7, 5], dense[8, 6] = (np.eye(3), 330), (np.eye(3), 380), (np.eye(3), 380)
+    strength = strength_matrix(12, dense)
+    assert focus_order(strength, components(strength)[0]) != list(range(12))  # 6 and 7 swapped
+    assert file_order_holds(strength)  # but not clearly better: no reason to match every pair
 
 
 def test_ecc_steps_converge_on_a_known_affine():
