@@ -160,11 +160,10 @@ def _describe(info: FrameInfo, thumb_factor: float, timings: Timings) -> tuple[F
         pixels = read_frame(info, preview=max(height, width) >= 2 * REFINE_SIDE)
     with timings("features"):
         scale = pixels.shape[1] / width
-        to_unit = np.float32(1.0 / info.full_scale)
         grey = pixels[..., 0] if pixels.shape[2] == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
         thumb = thumbnail(pixels, thumb_factor / scale, thumbnail_size(width, height, thumb_factor))
         del pixels
-        key = frame_key(grey.astype(np.float32) * to_unit, (width, height))
+        key = frame_key(grey, (width, height))
     return key, thumb
 
 
