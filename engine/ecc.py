@@ -71,6 +71,8 @@ def ecc_step(template: np.ndarray, image: np.ndarray, warp: np.ndarray) -> tuple
     image_projection, template_projection = projection(image_zm), projection(template_zm)
     correlation = float(cv2.sumElems(cv2.multiply(image_zm, template_zm, dst=product))[0])
     image_norm, template_norm = cv2.norm(image_zm), cv2.norm(template_zm)
+    if image_norm * template_norm == 0.0 or not np.linalg.cond(hessian) < 1e12:  # inf or nan: singular
+        raise cv2.error("ECC: the images have no detail in common")  # a plain image, or none of it inside
     inverse = np.linalg.inv(hessian)
     projected = inverse @ image_projection
     denominator = correlation - template_projection @ projected

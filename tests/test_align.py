@@ -162,3 +162,18 @@ def test_ecc_steps_converge_on_a_known_affine():
     for _ in range(2):
         correlation, warp = ecc_step(template, image, warp)
     assert off(warp) < 0.005 and correlation > 0.999
+
+
+@pytest.mark.parametrize("plain", ["template", "image"])
+def test_an_ecc_step_on_a_plain_image_raises_as_opencv_does(plain):
+    """A plain image (or one with nothing inside the warp) has no update: cv2.error, which alignment takes
+    as ECC not converging, never a division by zero."""
+    import cv2
+    from focusdrop.engine.ecc import ecc_step
+    textured = cv2.GaussianBlur(np.random.default_rng(1).random((60, 80), dtype=np.float32), (0, 0), 2.0)
+    flat = np.full((60, 80), 0.5, np.float32)
+    template, image = (flat, textured) if plain == "template" else (textured, flat)
+    with pytest.raises(cv2.error):
+        ecc_step(template, image, np.eye(2, 3))
+    with pytest.raises(cv2.error):
+        ecc_step(textured, textured, np.array([[1.0, 0, 500], [0, 1.0, 0]]))  # warped wholly outside
