@@ -202,7 +202,7 @@ def _ecc(moving: FrameKey, fixed: FrameKey, start: np.ndarray, scale: float, ite
     coefficient and the matrix. Raises cv2.error when ECC does not converge."""
     greys, to_fine = _greys(moving, fixed, scale)
     fixed_to_moving = to_fine @ np.linalg.inv(start) @ np.linalg.inv(to_fine)
-    if iterations == 1 and motion == cv2.MOTION_AFFINE:  # the same update as OpenCV's, at a third of the cost
+    if iterations == 1 and motion == cv2.MOTION_AFFINE:  # the same update as OpenCV's, at half the cost
         correlation, warp = ecc_step(greys[0], greys[1], fixed_to_moving[:2])
     else:
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-6)

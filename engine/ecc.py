@@ -56,7 +56,8 @@ def ecc_step(template: np.ndarray, image: np.ndarray, warp: np.ndarray) -> tuple
     def moments(first: np.ndarray, second: np.ndarray) -> np.ndarray:
         """(3, 3): [b, a] = sum of first * second * x^a * y^b."""
         cv2.multiply(first, second, dst=product)
-        return cv2.gemm(y_powers, cv2.gemm(product, x_powers, 1.0, None, 0.0).astype(np.float64), 1.0, None, 0.0)
+        by_row = cv2.gemm(product, x_powers, 1.0, None, 0.0).astype(np.float64)  # (h, 3)
+        return cv2.gemm(y_powers, by_row, 1.0, None, 0.0)
 
     pairs = {(k, l): moments(gradients[k], gradients[l]) for k, l in ((0, 0), (0, 1), (1, 1))}
     pairs[1, 0] = pairs[0, 1]

@@ -52,7 +52,8 @@ def nearby_focus(focus: np.ndarray) -> np.ndarray:
     quarter = cv2.resize(focus, quarter_size, interpolation=cv2.INTER_AREA)
     sigma = w * NEARBY_FRACTION
     factor = min(1.0, 4 * NEARBY_SIGMA_STEPS / sigma)  # of the quarter size
-    small = quarter if factor == 1.0 else cv2.resize(quarter, (max(1, round(quarter_size[0] * factor)), max(
-        1, round(quarter_size[1] * factor))), interpolation=cv2.INTER_AREA)
-    spread = cv2.GaussianBlur(small, (0, 0), max(1.0, sigma * small.shape[1] / w), borderType=cv2.BORDER_REFLECT101)
+    small_size = (max(1, round(quarter_size[0] * factor)), max(1, round(quarter_size[1] * factor)))
+    small = quarter if factor == 1.0 else cv2.resize(quarter, small_size, interpolation=cv2.INTER_AREA)
+    spread = cv2.GaussianBlur(small, (0, 0), max(1.0, sigma * small.shape[1] / w),
+                              borderType=cv2.BORDER_REFLECT101)
     return spread if small is quarter else cv2.resize(spread, quarter_size, interpolation=cv2.INTER_LINEAR)

@@ -47,9 +47,13 @@ def file_order_holds(strength: np.ndarray) -> bool:
     so that no other pair need be matched. In a dense bracket neighbours match about as well one, two or
     three frames apart: an estimate that swaps two of them is no reason to match every pair."""
     linked = components(strength)[0]
-    if len(linked) < len(strength):
-        return False
-    return path_strength(strength, focus_order(strength, linked)) < CLEARLY_BETTER * path_strength(strength, linked)
+    return len(linked) == len(strength) and not clearly_better(strength, focus_order(strength, linked), linked)
+
+
+def clearly_better(strength: np.ndarray, estimate: list[int], given: list[int]) -> bool:
+    """Whether neighbours in the ``estimate`` order match at least CLEARLY_BETTER times better than in the
+    ``given`` one (the same frames): only then does an estimated focus order replace the file order."""
+    return path_strength(strength, estimate) >= CLEARLY_BETTER * path_strength(strength, given)
 
 
 def components(strength: np.ndarray) -> list[list[int]]:

@@ -4,8 +4,8 @@ Pass 1 reads each frame once and keeps only its keypoints, a reduced grey image 
 the focus order and which frame to register to which (engine.order), registers them (frames near in file
 order are matched, and neighbours registered, while frames are being read: the common case), chains the
 transforms to the reference frame, and measures exposure gains and the common area. Pass 2 reads each frame
-again, warps it onto the output box and adds it to the running fusion. Peak memory is the fusion state plus one frame and its temporaries,
-whatever the number of frames.
+again, warps it onto the output box and adds it to the running fusion. Peak memory is the fusion state plus
+one frame and its temporaries, whatever the number of frames.
 """
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ from focusdrop.engine.exposure import exposure_gains, thumbnail, thumbnail_facto
 from focusdrop.engine.focus import focus_measure, luminance, nearby_focus
 from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError, FrameInfo, Hint
 from focusdrop.engine.frames import check_stack, probe_frame, read_frame
-from focusdrop.engine.order import (BAND, CLEARLY_BETTER, Matched, all_pairs, components, file_order_holds, focus_order,
-                                    loop_residuals, path_strength, registration_tree, strength_matrix)
+from focusdrop.engine.order import (BAND, Matched, all_pairs, clearly_better, components, file_order_holds,
+                                    focus_order, loop_residuals, registration_tree, strength_matrix)
 from focusdrop.engine.prefetch import ordered_map
 from focusdrop.engine.pyramid import PyramidFusion
 from focusdrop.engine.raw import WhiteBalance, same_settings
@@ -334,14 +334,13 @@ def _similarity(a: FrameKey, b: FrameKey) -> float:
 def _focus_order(infos: list[FrameInfo], strength: np.ndarray, linked: list[int],
                  attached: dict[int, tuple[int, np.ndarray]], options: StackOptions) -> list[int]:
     """The frames kept, in focus order: as given if ``options.order`` is "given" or the estimate is not
-    clearly better (its neighbours match at least CLEARLY_BETTER times better); else the estimate, each
-    frame registered by correlation placed beside its partner, toward the nearer end."""
+    clearly better (engine.order.clearly_better); else the estimate, each frame registered by correlation
+    placed beside its partner, toward the nearer end."""
     given = sorted(set(linked) | set(attached))
     if options.order == "given" or len(linked) < 3:
         return given
     estimate = focus_order(strength, linked)
-    if path_strength(strength, estimate) < CLEARLY_BETTER * path_strength(strength, [k for k in given
-                                                                                       if k in linked]):
+    if not clearly_better(strength, estimate, [k for k in given if k in linked]):
         return given
     for k, (partner, _) in sorted(attached.items()):
         at = estimate.index(partner)

@@ -22,8 +22,9 @@ class Job:
     to stack them; options: the settings its manifest amends (bridge.settings.to_json); sources: where the
     frames came from (for a claim to finish after a crash); outputs: result paths chosen when it started;
     archive: where its frames went; worker: the machine that stacked it ("local" on this one); task: its
-    Dask key on a cluster, while the task runs; job_id: the exporter's id, for its outcome record; problem: why it cannot be
-    stacked at all (a bad manifest, a file that never became a frame), known when it was claimed."""
+    Dask key on a cluster, while the task runs; job_id: the exporter's id, for its outcome record; problem:
+    why it cannot be stacked at all (a bad manifest, a file that never became a frame), known when it was
+    claimed."""
 
     id: int
     name: str
