@@ -73,7 +73,8 @@ def run_stack(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result, written = stack_to_file(paths, [Path(args.output)], chosen.stack_options(),
                                     Path(args.depthmap) if args.depthmap else None,
-                                    Path(args.report) if args.report else None, args.overwrite, ProgressBar())
+                                    Path(args.report) if args.report else None, args.overwrite, ProgressBar(),
+                                    Path(args.report_html) if args.report_html else None)
     h, w, _ = result.image.shape
     print(f"focusdrop: wrote {', '.join(map(str, written))} ({w}x{h}, {result.image.dtype.itemsize * 8}-bit) "
           f"from {len(result.alignment.frames)} frames in {time.perf_counter() - started:.1f} s", file=sys.stderr)
@@ -151,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(8-bit grey: 0 = first frame, 255 = last)")
     p.add_argument("--report", metavar="FILE", help="write a JSON report: output area, each frame's "
                    "transform to the reference, gain and matches, time per step")
+    p.add_argument("--report-html", metavar="FILE", help="write a report page (one self-contained .html): the "
+                   "result and a 100 %% crop, the depth map, each frame with its mask and share, alignment and "
+                   "flicker plots, warnings")
     p.add_argument("--overwrite", action="store_true", help="replace the output, depth map or report if it "
                    "exists (never an input frame)")
     p.add_argument("--timings", action="store_true", help="print the time spent in each step")

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from psd_tools import PSDImage
 
+from focusdrop.bridge.hotfolder.layout import REPORT, REPORT_PAGE
 from focusdrop.bridge.hotfolder.service import Service
 from focusdrop.bridge.samples import srgb_profile, write_bracket
 from focusdrop.bridge.settings import Settings
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         time.sleep(0.1)
     last_frame = time.time()
     _say(f"exported {len(frames)} frames into the hot folder; waiting for the PSD")
-    result, report = out / f"{frames[0].stem}.psd", inbox / "done" / frames[0].stem / "report.json"
+    result, report = out / f"{frames[0].stem}.psd", inbox / "done" / frames[0].stem / REPORT
     while not result.exists() and thread.is_alive():
         time.sleep(0.05)
     appeared = time.time()
@@ -81,5 +82,6 @@ def run(args: argparse.Namespace) -> int:
          f"{appeared - jobs[0].started:.1f} s stacking and writing the PSD")
     _say(f"{len(PSDImage.open(result)) - 2} frame layers with masks, the blend and the depth map; PSNR of its composite against the true all-in-focus "
          f"image {score:.1f} dB")
+    _say(f"how it came out, frame by frame: {report.with_name(REPORT_PAGE)} (open it in a browser)")
     print(result)
     return 0

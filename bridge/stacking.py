@@ -7,15 +7,17 @@ import logging
 import os
 import resource
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
 
 from focusdrop.bridge import release_freed_memory
+from focusdrop.bridge.report.pictures import FramePreviews
 from focusdrop.bridge.settings import FLAT_ONLY
 from focusdrop.engine.frameinfo import FrameInfo
 from focusdrop.engine.masks import region_masks
-from focusdrop.engine.pipeline import Progress, StackOptions, StackResult, stack
+from focusdrop.engine.pipeline import LayerSink, Progress, StackOptions, StackResult, stack
 from focusdrop.engine.psd import LayeredDocument
 from focusdrop.engine.save import FLAT_SUFFIXES, to_integer, write_durably, write_image
 from focusdrop.engine.xmp import capture_properties, result_xmp
@@ -25,6 +27,7 @@ log = logging.getLogger("focusdrop")
 LAYERED_SUFFIXES = (".psd", ".psb")
 OUTPUT_SUFFIXES = LAYERED_SUFFIXES + FLAT_SUFFIXES
 DEPTHMAP_SUFFIXES = (".png", ".tif", ".tiff")
+PAGE_SUFFIXES = (".html", ".htm")
 PYRAMID_LAYER_NAME = "pyramid detail (FocusDrop)"
 BLEND_LAYER_NAME = "blend (FocusDrop): paint its mask black to show the frames"
 DEPTH_LAYER_NAME = "depth map (FocusDrop): dark = first frame, light = last"
@@ -66,6 +69,38 @@ class LayerCollector:
             log.warning("the document is over PSD's 2 GB or 30,000 px limit: wrote %s as PSB (large document "
                         "format; Photoshop opens it, GIMP 2.10 does not)", written.name)
         return written
+
+
+def _each(sinks: list) -> LayerSink | None:
+    """One on_layer sink that hands each frame to every one of ``sinks`` (None for none)."""
+    if not sinks:
+        return None
+
+    def on_layer(frame: FrameInfo, image: np.ndarray) -> None:
+        for sink in sinks:
+            sink(frame, image)
+    return on_layer
+
+
+class StackWarnings(logging.Handler):
+    """Collects, as ``messages``, the warnings logged on this thread while it is entered: one stack's, where
+    the service stacks several at once in its threads."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+    def __enter__(self) -> StackWarnings:
+        log.addHandler(self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        log.removeHandler(self)
 
 
 def check_outputs(paths: list[tuple[Path, tuple[str, ...]]], inputs: list[Path], overwrite: bool) -> None:
@@ -146,14 +181,16 @@ def report(result: StackResult, outputs: list[Path]) -> dict:
 
 
 def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions, depthmap: Path | None = None,
-                  report_path: Path | None = None, overwrite: bool = False, progress: Progress | None = None
-                  ) -> tuple[StackResult, list[Path]]:
+                  report_path: Path | None = None, overwrite: bool = False, progress: Progress | None = None,
+                  page: Path | None = None) -> tuple[StackResult, list[Path]]:
     """Stack ``paths`` (in focus order) into each of ``outputs`` (one layered document at most, and flat
-    files); optionally write the depth map and a JSON report; existing files are replaced only with
-    ``overwrite``. Every file is written durably under a temporary name and renamed into place.
-    ``progress``: the engine's progress callback. Returns the result and the paths written."""
+    files); optionally write the depth map, a JSON report and the report page (report.html, bridge.report);
+    existing files are replaced only with ``overwrite``. Every file is written durably under a temporary
+    name and renamed into place. ``progress``: the engine's progress callback. Returns the result and the
+    paths written."""
     checks = [(p, OUTPUT_SUFFIXES) for p in outputs] + [(depthmap, DEPTHMAP_SUFFIXES)] * bool(depthmap)
-    check_outputs(checks + [(report_path, (".json",))] * bool(report_path), paths, overwrite)
+    checks += [(report_path, (".json",))] * bool(report_path) + [(page, PAGE_SUFFIXES)] * bool(page)
+    check_outputs(checks, paths, overwrite)
     layered = [p for p in outputs if p.suffix.lower() in LAYERED_SUFFIXES]
     if len(layered) > 1:
         raise ValueError("one layered document per stack")
@@ -161,8 +198,11 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
         raise ValueError(f"{(layered or [depthmap])[0].name}: {FLAT_ONLY} (a layered document and a depth map "
                          f"come from the depthmap method)")
     layers = LayerCollector(layered[0]) if layered else None
+    previews = FramePreviews() if page else None
+    sinks = [sink for sink in (layers, previews) if sink is not None]
     try:
-        result = stack(paths, options, progress or (lambda step, done, total: None), on_layer=layers)
+        with StackWarnings() as warnings:
+            result = stack(paths, options, progress or (lambda step, done, total: None), on_layer=_each(sinks))
     except BaseException:
         if layers is not None and layers.document is not None:
             layers.document.close()
@@ -179,16 +219,25 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
                 written.append(output)
         if depthmap is not None:
             write_image(depthmap, depth_image(result))
+    if report_path is not None or page is not None:
+        data = report(result, written)
     if report_path is not None:
-        write_durably(report_path, json.dumps(report(result, written), indent=1).encode())
+        write_durably(report_path, json.dumps(data, indent=1).encode())
+    if page is not None:
+        from focusdrop.bridge.report.page import page_title, render  # here: matplotlib and Jinja2 load only for it
+        from focusdrop.bridge.report.pictures import make_pictures
+        html = render(page_title(written), result, data, make_pictures(result, previews), warnings.messages)
+        write_durably(page, html.encode("utf-8"))
     return result, written
 
 
-def stack_record(paths: list[Path], outputs: list[Path], options: StackOptions, worker: str) -> dict:
-    """A hot-folder job's stack: ``stack_to_file`` with ``overwrite``, reduced to what the service keeps:
-    {"written": the paths written, "report": ``report``, "worker": ``worker``}. The result's pixels are
-    released before returning (a cluster task sends only this record back)."""
-    result, written = stack_to_file(paths, outputs, options, overwrite=True)
+def stack_record(paths: list[Path], outputs: list[Path], options: StackOptions, worker: str,
+                 page: Path | None = None) -> dict:
+    """A hot-folder job's stack: ``stack_to_file`` with ``overwrite`` (and its report page at ``page``),
+    reduced to what the service keeps: {"written": the paths written, "report": ``report``, "worker":
+    ``worker``}. The result's pixels are released before returning (a cluster task sends only this record
+    back)."""
+    result, written = stack_to_file(paths, outputs, options, overwrite=True, page=page)
     data = report(result, written)
     del result
     release_freed_memory()

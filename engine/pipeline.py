@@ -53,8 +53,9 @@ Progress = Callable[[str, int, int], None]
 """progress(step, done, total): step is "align" or "fuse"."""
 
 LayerSink = Callable[[FrameInfo, np.ndarray], None]
-"""on_layer(frame, image): an aligned frame (h, w, C) float32 in [0, 1], in focus order (depth-map method);
-its layer mask is drawn from the result's depth map once every frame is in (engine.masks)."""
+"""on_layer(frame, image): an aligned frame (h, w, C) float32 in [0, 1], in focus order, as it is fused; with
+the depth-map method, its layer mask is drawn from the result's depth map once every frame is in
+(engine.masks)."""
 
 
 @dataclass(frozen=True)
@@ -431,7 +432,7 @@ def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress 
                 pyramid.add(image)
             if depthmap is not None:
                 depthmap.add(image, focus, nearby, k)
-        if on_layer is not None and depthmap is not None:
+        if on_layer is not None:
             with timings("layers"):
                 on_layer(alignment.frames[k], image)
         del image, focus, nearby

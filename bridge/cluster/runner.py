@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable
 
 from focusdrop.bridge.hotfolder.journal import Job
+from focusdrop.bridge.hotfolder.layout import REPORT_PAGE
 from focusdrop.bridge.hotfolder.runner import RunnerUnavailable
 from focusdrop.bridge.settings import flag
 from focusdrop.engine.pipeline import StackOptions
@@ -183,7 +184,7 @@ class ClusterRunner:
                 key = f"focusdrop-stack-{job.id}-{uuid.uuid4().hex[:12]}"
                 remember(key)
                 future = client.submit(stack_task, [str(job.folder / f) for f in job.frames], job.outputs,
-                                       options, key=key, pure=False)
+                                       options, str(job.folder / REPORT_PAGE), key=key, pure=False)
                 client.publish_dataset(future, name=key)
             record = future.result()
             self._forget(future.key)

@@ -51,9 +51,10 @@ def worker_name() -> str:
         return socket.gethostname()
 
 
-def stack_task(frames: list[str], outputs: list[str], options: StackOptions) -> dict:
-    """Stack ``frames`` (the service's paths, in focus order) into ``outputs``; returns {"written": the
-    service's paths of the files written, "report": bridge.stacking.report, "worker": worker_name()}.
+def stack_task(frames: list[str], outputs: list[str], options: StackOptions, page: str | None = None) -> dict:
+    """Stack ``frames`` (the service's paths, in focus order) into ``outputs``, and the report page into
+    ``page``; returns {"written": the service's paths of the files written, "report":
+    bridge.stacking.report, "worker": worker_name()}.
     Raises FileNotFoundError naming this worker when it cannot see a frame or the output folder."""
     pairs = parse_path_map(os.environ.get(PATH_MAP_ENV, ""))
     here = [Path(map_path(f, pairs)) for f in frames]
@@ -62,6 +63,6 @@ def stack_task(frames: list[str], outputs: list[str], options: StackOptions) -> 
         if not path.exists():
             raise FileNotFoundError(f"worker {worker_name()} cannot see {path} (is the share mounted there? "
                                     f"focusdrop worker --path-map SERVICE_FOLDER=THIS_MACHINE_FOLDER maps it)")
-    record = stack_record(here, targets, options, worker_name())
+    record = stack_record(here, targets, options, worker_name(), Path(map_path(page, pairs)) if page else None)
     record["written"] = record["report"]["outputs"] = [map_path(p, pairs, reverse=True) for p in record["written"]]
     return record

@@ -3,7 +3,7 @@ becomes a file name no other result has.
 
 In/.focusdrop/ holds the journal, the service's log, each job's work folder (jobs/ID) and each exporter's
 job outcome (results/JOB_ID.json); In/done/NAME/ and In/failed/NAME/ hold the frames of finished stacks
-(with report.json or error.txt); the output folder holds the results.
+(with report.json and report.html, or error.txt); the output folder holds the results.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from focusdrop.bridge.hotfolder.journal import Journal
 
 REPORT = "report.json"
+REPORT_PAGE = "report.html"  # bridge.report: the same, as pictures and plots
 ERROR = "error.txt"
 LOG_NAME = "focusdrop.log"  # the service's own log, rotated at 1 MB, five kept
 PARTIAL = ".partial"  # a job folder still being written: NAME.partial/, renamed to NAME/ when whole

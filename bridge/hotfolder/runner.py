@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from focusdrop.bridge.hotfolder.journal import Job
+from focusdrop.bridge.hotfolder.layout import REPORT_PAGE
 from focusdrop.bridge.stacking import stack_record
 from focusdrop.engine.pipeline import StackOptions
 
@@ -49,7 +50,8 @@ class LocalRunner:
         return False
 
     def run(self, job: Job, options: StackOptions, remember: Callable[[str], None]) -> dict:
-        return stack_record([job.folder / f for f in job.frames], [Path(o) for o in job.outputs], options, "local")
+        return stack_record([job.folder / f for f in job.frames], [Path(o) for o in job.outputs], options, "local",
+                            job.folder / REPORT_PAGE)
 
     def close(self) -> None:
         pass

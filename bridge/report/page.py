@@ -1,0 +1,65 @@
+"""report.html: the stack's JSON report, pictures and plots laid out by a Jinja2 template (page.html.j2)
+as one self-contained page: every picture inline, no script or style from elsewhere, readable offline."""
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import numpy as np
+
+from focusdrop.bridge.report.pictures import Pictures
+from focusdrop.bridge.report.plots import alignment_motion, alignment_plot, gains_plot
+from focusdrop.engine.pipeline import MAX_LOOP, StackResult
+
+NOTHING = 0.001  # a frame supplying less of the result than this share is flagged as supplying nothing
+STEP_NAMES = {"probe": "reading headers", "read": "decoding frames", "features": "finding features",
+              "register": "registering", "exposure": "matching exposure", "warp": "resampling",
+              "focus": "measuring focus", "fuse": "blending", "layers": "layers and previews",
+              "convert": "converting", "write": "writing files"}
+
+
+def frame_rows(result: StackResult, data: dict, pictures: Pictures) -> list[dict]:
+    """One row per frame in focus order: name, previews, share, and what is remarkable about it."""
+    a = result.alignment
+    rows = []
+    for k, entry in enumerate(data["frames"]):
+        share = pictures.shares[k] if pictures.shares else None
+        notes = []
+        if k == a.reference:
+            notes.append("reference: the others are aligned to it")
+        loop = entry["loop_px"]
+        if loop is not None and loop > MAX_LOOP:
+            notes.append(f"alignment uncertain: registered two ways, it lands {loop:.1f} px apart")
+        if share is not None and share < NOTHING:
+            notes.append("supplies nothing: a wasted exposure, or focused outside the subject's depth")
+        rows.append({"name": entry["file"], "frame": pictures.frames[k] if pictures.frames else None,
+                     "mask": pictures.masks[k] if pictures.masks else None, "share": share,
+                     "colour": pictures.colours[k] if pictures.colours else None, "matches": entry["matches"],
+                     "loop": loop, "notes": notes, "flagged": any(n.startswith(("alignment", "supplies"))
+                                                                   for n in notes)})
+    return rows
+
+
+def render(title: str, result: StackResult, data: dict, pictures: Pictures, warnings: list[str]) -> str:
+    """The page's HTML. data: bridge.stacking.report's JSON-ready report of ``result``."""
+    from jinja2 import Environment, PackageLoader, select_autoescape  # here: only the report needs them
+    environment = Environment(loader=PackageLoader("focusdrop.bridge.report", "."),
+                              autoescape=select_autoescape(["html", "j2"]))
+    a = result.alignment
+    height, width, _ = a.frames[0].shape
+    names = [info.path.name for info in a.frames]
+    rows = frame_rows(result, data, pictures)
+    unused = [f"{row['name']}: {note}" for row in rows for note in row["notes"] if note.startswith("supplies")]
+    return environment.get_template("page.html.j2").render(
+        title=title, made=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), data=data, pictures=pictures,
+        rows=rows, warnings=warnings + unused,
+        alignment=alignment_plot(names, alignment_motion(a.to_ref, width, height), a.loops, a.reference, MAX_LOOP),
+        gains=gains_plot(names, np.asarray(a.gains), a.reference),
+        steps=[(STEP_NAMES.get(step, step), seconds) for step, seconds in data["seconds"].items()],
+        crop_percent=[100.0 * v / s for v, s in zip(pictures.crop_box, pictures.size * 2)],
+        width=width, height=height, max_loop=MAX_LOOP)
+
+
+def page_title(outputs: list[Path]) -> str:
+    """The page's title: the result's name."""
+    return outputs[0].stem if outputs else "focus stack"
