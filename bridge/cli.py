@@ -89,7 +89,8 @@ def service_settings(args: argparse.Namespace) -> setting.Settings:
     named where it was written."""
     config_path = Path(args.config) if args.config else None
     config, given = read_config(config_path), from_args(args)
-    where = "the command line" if {"method", "format"} & given.keys() else str(config_path or default_config_path())
+    where = "the command line" if {"method", "format", "ui", "ui_token"} & given.keys() \
+        else str(config_path or default_config_path())
     return resolve(config, given, where=where)
 
 
@@ -99,7 +100,28 @@ def run_watch(args: argparse.Namespace) -> int:
     logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(asctime)s focusdrop: %(message)s"))
     if not args.verbose:
         log.setLevel(logging.INFO)
-    Service(chosen).run()
+    service = Service(chosen)
+    page = None
+    if chosen.ui:
+        from focusdrop.bridge.statuspage.server import StatusPage
+        page = StatusPage(chosen).start()
+    try:
+        service.run()
+    finally:
+        if page is not None:
+            page.close()
+    return 0
+
+
+def run_ui(args: argparse.Namespace) -> int:
+    from focusdrop.bridge.hotfolder.layout import Layout
+    from focusdrop.bridge.statuspage.server import StatusPage
+    chosen = service_settings(args)
+    if not Layout(chosen.hot_folder, chosen.out).journal.exists():
+        raise ValueError(f"{chosen.hot_folder}: not a FocusDrop hot folder yet (start focusdrop watch on it)")
+    logging.getLogger().handlers[0].setFormatter(logging.Formatter("%(asctime)s focusdrop: %(message)s"))
+    log.setLevel(logging.INFO)
+    StatusPage(chosen).serve()
     return 0
 
 
@@ -154,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "transform to the reference, gain and matches, time per step")
     p.add_argument("--report-html", metavar="FILE", help="write a report page (one self-contained .html): the "
                    "result and a 100 %% crop, the depth map, each frame with its mask and share, alignment and "
-                   "flicker plots, warnings")
+                   "flicker plots, warnings; with the result's preview beside it as FILE's name .jpg")
     p.add_argument("--overwrite", action="store_true", help="replace the output, depth map or report if it "
                    "exists (never an input frame)")
     p.add_argument("--timings", action="store_true", help="print the time spent in each step")
@@ -172,6 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--last", type=int, default=10, help="how many recent stacks to list (default 10)")
     p.add_argument("--json", action="store_true", help="print it as JSON (for scripts and the Lightroom plug-in)")
     p.set_defaults(run=run_status)
+
+    p = commands.add_parser("ui", help=f"serve the status page of a hot folder whose service runs apart "
+                                       f"(default http://{setting.UI_ADDRESS}/)")
+    _hot_folder_argument(p)
+    setting.add_flags(p, setting.UI)
+    p.set_defaults(run=run_ui)
 
     add_install_commands(commands)
     add_cluster_commands(commands)

@@ -24,9 +24,10 @@ if TYPE_CHECKING:  # the engine's heavy imports wait for a command that stacks: 
     from focusdrop.engine.pipeline import StackOptions
     from focusdrop.engine.raw import WhiteBalance
 
-STACK, WATCH, WORKER, INSTALL = "stack", "watch", "worker", "install"  # commands whose flags come from here
+STACK, WATCH, WORKER, INSTALL, UI = "stack", "watch", "worker", "install", "ui"  # commands whose flags come from here
 CONFIG, MANIFEST = "config", "manifest"
-COMMANDS = (STACK, WATCH, WORKER, INSTALL)
+COMMANDS = (STACK, WATCH, WORKER, INSTALL, UI)
+UI_ADDRESS = "127.0.0.1:8765"  # the status page's address when --ui is given bare
 
 
 class Method(enum.StrEnum):
@@ -182,12 +183,44 @@ def _white_balance() -> Kind:
     return Kind(must, convert, convert, lambda value: value if isinstance(value, str) else list(value))
 
 
+def _address() -> Kind:
+    must = "HOST:PORT, such as 127.0.0.1:8765 (an empty text: off)"
+
+    def convert(value: Any) -> str:
+        if value == "":
+            return ""
+        if isinstance(value, str) and ":" in value:
+            host, _, port = value.rpartition(":")
+            if host.strip("[]") and port.isdigit() and 0 < int(port) < 65536:
+                return f"{host}:{int(port)}"
+        raise ValueError(must)
+    return Kind(must, convert, convert)
+
+
+def _secret() -> Kind:
+    must = "a token of 16 or more characters, or @FILE to read it from FILE"
+
+    def convert(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(must)
+        if value.startswith("@"):
+            try:
+                value = Path(value[1:]).expanduser().read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as e:
+                raise ValueError(f"{must} ({value[1:]}: {getattr(e, 'strerror', None) or e})") from None
+        if value and (len(value) < 16 or any(c.isspace() for c in value)):
+            raise ValueError(must)
+        return value
+    return Kind(must, convert, convert, lambda value: "****" if value else "")
+
+
 def setting(default: Any, kind: Kind, help: str, places: tuple[str, ...], flag: str = "",
-            metavar: str = "") -> Any:
-    """A field of Settings: its default, type, help, where it may be given (STACK, WATCH, WORKER, INSTALL:
-    those commands' flags; CONFIG; MANIFEST) and, where it is not ``--name-with-dashes``, its flag."""
+            metavar: str = "", bare: Any = None) -> Any:
+    """A field of Settings: its default, type, help, where it may be given (STACK, WATCH, WORKER, INSTALL,
+    UI: those commands' flags; CONFIG; MANIFEST), where it is not ``--name-with-dashes``, its flag, and the
+    value its flag given bare (without a value) stands for, if it may be."""
     return field(default=default, metadata={"kind": kind, "help": help, "places": places, "flag": flag,
-                                            "metavar": metavar})
+                                            "metavar": metavar, "bare": bare})
 
 
 EVERYWHERE = (STACK, WATCH, CONFIG, MANIFEST)
@@ -243,6 +276,13 @@ class Settings:
                             "(SMB/NFS shares)", SERVICE)
     open: bool = setting(False, _boolean(), "open each new result in the system's default application for "
                          "it (Photoshop, for PSD)", SERVICE)
+    # the status page (bridge.statuspage)
+    ui: str = setting("", _address(), f"serve the status page at HOST:PORT ({UI_ADDRESS} when given bare); "
+                      "an address beyond this machine needs ui_token", (WATCH, UI, CONFIG), metavar="HOST:PORT",
+                      bare=UI_ADDRESS)
+    ui_token: str = setting("", _secret(), "a token every request to the status page must carry (open "
+                            "http://HOST:PORT/?token=TOKEN once; the browser keeps it)", (WATCH, UI, CONFIG),
+                            metavar="TOKEN|@FILE")
     # a cluster (bridge.cluster)
     cluster: str = setting("", _text(), "a Dask scheduler, tls://HOST:8786, to stack on its workers (the hot "
                            "folder and the output folder on a share they mount)", (WATCH, CONFIG),
@@ -276,6 +316,21 @@ class Settings:
         """Raise SettingError for settings that do not go together."""
         if self.method is Method.PYRAMID and self.format is not Format.TIF:
             raise SettingError(where, "format", self.format.value, FLAT_ONLY + ': give format "tif"')
+        if self.ui and not self.ui_token and not is_loopback(self.ui.rpartition(":")[0]):
+            raise SettingError(where, "ui", self.ui, "the status page would be open to the network; give "
+                               "ui_token (--ui-token TOKEN or @FILE) so that only those who have it see it")
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine only (localhost, 127.x.x.x, ::1)."""
+    import ipaddress
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 FLAT_ONLY = "the pyramid method gives a flat result only"
@@ -379,8 +434,9 @@ def add_flags(parser: argparse.ArgumentParser, command: str) -> None:
                                 help=f.metadata["help"])
             continue
         metavar = f.metadata["metavar"] or ("{" + ",".join(kind.choices) + "}" if kind.choices else None)
+        bare = {} if f.metadata["bare"] is None else {"nargs": "?", "const": kind.from_text(f.metadata["bare"])}
         parser.add_argument(flag(name), dest=name, type=_argparse_type(kind), default=None, metavar=metavar,
-                            help=_flag_help(f))
+                            help=_flag_help(f), **bare)
 
 
 def _flag_help(f) -> str:

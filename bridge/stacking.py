@@ -184,12 +184,14 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
                   report_path: Path | None = None, overwrite: bool = False, progress: Progress | None = None,
                   page: Path | None = None) -> tuple[StackResult, list[Path]]:
     """Stack ``paths`` (in focus order) into each of ``outputs`` (one layered document at most, and flat
-    files); optionally write the depth map, a JSON report and the report page (report.html, bridge.report);
+    files); optionally write the depth map, a JSON report and the report page (report.html, bridge.report,
+    with the result's preview beside it as report.jpg);
     existing files are replaced only with ``overwrite``. Every file is written durably under a temporary
     name and renamed into place. ``progress``: the engine's progress callback. Returns the result and the
     paths written."""
     checks = [(p, OUTPUT_SUFFIXES) for p in outputs] + [(depthmap, DEPTHMAP_SUFFIXES)] * bool(depthmap)
-    checks += [(report_path, (".json",))] * bool(report_path) + [(page, PAGE_SUFFIXES)] * bool(page)
+    checks += [(report_path, (".json",))] * bool(report_path)
+    checks += [(page, PAGE_SUFFIXES), (page.with_suffix(".jpg"), (".jpg",))] if page else []
     check_outputs(checks, paths, overwrite)
     layered = [p for p in outputs if p.suffix.lower() in LAYERED_SUFFIXES]
     if len(layered) > 1:
@@ -226,18 +228,20 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
     if page is not None:
         from focusdrop.bridge.report.page import page_title, render  # here: matplotlib and Jinja2 load only for it
         from focusdrop.bridge.report.pictures import make_pictures
-        html = render(page_title(written), result, data, make_pictures(result, previews), warnings.messages)
-        write_durably(page, html.encode("utf-8"))
+        pictures = make_pictures(result, previews)
+        write_durably(page, render(page_title(written), result, data, pictures, warnings.messages).encode("utf-8"))
+        write_durably(page.with_suffix(".jpg"), pictures.result_jpeg)
     return result, written
 
 
 def stack_record(paths: list[Path], outputs: list[Path], options: StackOptions, worker: str,
-                 page: Path | None = None) -> dict:
-    """A hot-folder job's stack: ``stack_to_file`` with ``overwrite`` (and its report page at ``page``),
+                 page: Path | None = None, progress: Progress | None = None) -> dict:
+    """A hot-folder job's stack: ``stack_to_file`` with ``overwrite`` (its report page at ``page``, its
+    progress to ``progress``),
     reduced to what the service keeps: {"written": the paths written, "report": ``report``, "worker":
     ``worker``}. The result's pixels are released before returning (a cluster task sends only this record
     back)."""
-    result, written = stack_to_file(paths, outputs, options, overwrite=True, page=page)
+    result, written = stack_to_file(paths, outputs, options, overwrite=True, progress=progress, page=page)
     data = report(result, written)
     del result
     release_freed_memory()

@@ -31,7 +31,7 @@ def test_two_loose_brackets_with_a_capture_gap_become_two_stacks(tmp_path, small
         (tmp_path / "In" / ".DS_Store").write_bytes(b"x")
         wait_for(lambda: len(files(tmp_path / "In" / "done")) == 2, 60, log)
     assert files(tmp_path / "Out") == ["a_01.psd", "b_01.psd"]
-    assert files(tmp_path / "In" / "done" / "a_01") == [f"a_{k:02d}.tif" for k in range(1, 6)] + ["report.html", "report.json"]
+    assert files(tmp_path / "In" / "done" / "a_01") == [f"a_{k:02d}.tif" for k in range(1, 6)] + ["report.html", "report.jpg", "report.json"]
     assert files(tmp_path / "In") == [".DS_Store", ".focusdrop", "done", "failed"]
     text = log.read_text()
     assert "stack formed: a_01, 5 frames (capture time jumps" in text
@@ -148,7 +148,7 @@ def test_kill_9_while_stacking_then_restart_finishes_exactly_once(tmp_path, larg
     with watching(tmp_path) as (_, log):
         wait_for(lambda: files(tmp_path / "In" / "done") == ["k_01"], 120, log)
     assert files(tmp_path / "Out") == ["k_01.psd"]
-    assert files(tmp_path / "In" / "done" / "k_01") == [f"k_{k:02d}.tif" for k in range(1, 9)] + ["report.html", "report.json"]
+    assert files(tmp_path / "In" / "done" / "k_01") == [f"k_{k:02d}.tif" for k in range(1, 9)] + ["report.html", "report.jpg", "report.json"]
     assert files(tmp_path / "In" / ".focusdrop" / "jobs") == []
     assert files(tmp_path / "In") == [".focusdrop", "done", "failed"]
     assert frame_layers(tmp_path / "Out" / "k_01.psd") == 8

@@ -27,7 +27,7 @@ from focusdrop.bridge.hotfolder.journal import Job
 from focusdrop.bridge.hotfolder.layout import REPORT_PAGE
 from focusdrop.bridge.hotfolder.runner import RunnerUnavailable
 from focusdrop.bridge.settings import flag
-from focusdrop.engine.pipeline import StackOptions
+from focusdrop.engine.pipeline import Progress, StackOptions
 
 log = logging.getLogger("focusdrop")
 
@@ -162,10 +162,10 @@ class ClusterRunner:
             self._lost()
             return False
 
-    def run(self, job: Job, options: StackOptions, remember: Callable[[str], None]) -> dict:
+    def run(self, job: Job, options: StackOptions, remember: Callable[[str], None], progress: Progress) -> dict:
         """Stack ``job`` on the cluster, reattaching to its task if the scheduler still runs it; returns
         bridge.cluster.task.stack_task's record. ``remember(key)`` journals the task's key before it is
-        submitted. Raises the stack's own error, RuntimeError for a stack that kept killing workers, or
+        submitted; ``progress`` is called only by the local fallback (workers do not report theirs). Raises the stack's own error, RuntimeError for a stack that kept killing workers, or
         RunnerUnavailable."""
         from distributed.scheduler import KilledWorker
 
@@ -173,7 +173,7 @@ class ClusterRunner:
         client = self.client()
         if client is None:
             if self.fallback is not None:
-                return self.fallback.run(job, options, remember)
+                return self.fallback.run(job, options, remember, progress)
             raise RunnerUnavailable(f"cluster scheduler {self.address} cannot be reached")
         future = None
         try:

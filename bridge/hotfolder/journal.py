@@ -2,7 +2,8 @@
 
 Every step of a job's life is one committed statement, so after a crash the journal says how far each
 job got: claiming (its frames are being moved out of the hot folder), waiting, running (its output names
-are chosen and recorded before any byte is written), done, failed.
+are chosen and recorded before any byte is written), done, failed, retried (a failed stack whose frames go
+back into the hot folder, to the folder recorded, to be stacked again as a new job).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-STATES = ("claiming", "waiting", "running", "done", "failed")
+STATES = ("claiming", "waiting", "running", "done", "failed", "retried")
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class Job:
     archive: where its frames went; worker: the machine that stacked it ("local" on this one); task: its
     Dask key on a cluster, while the task runs; job_id: the exporter's id, for its outcome record; problem:
     why it cannot be stacked at all (a bad manifest, a file that never became a frame), known when it was
-    claimed."""
+    claimed; progress: the step a running stack is at, such as "fuse 5/12"."""
 
     id: int
     name: str
@@ -43,11 +44,12 @@ class Job:
     task: str | None = None
     job_id: str | None = None
     problem: str | None = None
+    progress: str | None = None
 
 
 _COLUMNS = ("id", "name", "state", "folder", "frames", "options", "sources", "outputs", "archive", "error",
-            "created", "started", "finished", "worker", "task", "job_id", "problem")
-_ADDED = ("worker", "task", "job_id", "problem")  # columns a journal from an earlier version lacks
+            "created", "started", "finished", "worker", "task", "job_id", "problem", "progress")
+_ADDED = ("worker", "task", "job_id", "problem", "progress")  # columns a journal from an earlier version lacks
 _JSON = ("frames", "options", "sources", "outputs")
 _OLD_JOB_KEYS = ("name", "frames", "created_by", "source")  # kept in options by journals before problem/job_id
 
@@ -113,8 +115,18 @@ class Journal:
         with self._lock:
             self._db.execute("UPDATE jobs SET worker = ? WHERE id = ? AND task = ?", (worker, job_id, task))
 
+    def note_progress(self, job_id: int, progress: str) -> None:
+        """Journal the step a running job is at (for the status page)."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET progress = ? WHERE id = ? AND state = 'running'", (progress, job_id))
+
     def get(self, job_id: int) -> Job:
         return self._select("WHERE id = ?", (job_id,))[0]
+
+    def find(self, job_id: int) -> Job | None:
+        """The job with this id, or None."""
+        found = self._select("WHERE id = ?", (job_id,))
+        return found[0] if found else None
 
     def jobs(self, *states: str) -> list[Job]:
         """Jobs in the given states (all when none given), oldest first."""

@@ -7,6 +7,9 @@ ordered so that a kill -9 between any two leaves a journal that says what to fin
   key is journaled first), each result written under a temporary name and renamed -> archive folder
   journaled -> frames renamed into done/NAME -> 'done'
 - fail: the error journaled -> frames renamed into failed/NAME with error.txt -> 'failed'
+- retry (the status page's button): 'retried', with the hot-folder job folder the frames go to, journaled ->
+  failed/NAME renamed to NAME.partial/ in the hot folder, its error.txt removed -> renamed to NAME/, which
+  the service takes as a new stack
 
 Durable in order, for power cuts as well as kills: a file's data, then its rename, then the folders the
 rename touched (engine.save), and only then the journal statement that says it happened. ``crash_point``
@@ -23,7 +26,7 @@ from pathlib import Path
 
 from focusdrop.bridge.hotfolder.inbox import ReadyStack
 from focusdrop.bridge.hotfolder.journal import Job
-from focusdrop.bridge.hotfolder.layout import ERROR, REPORT, Workspace, free_stem, safe_name
+from focusdrop.bridge.hotfolder.layout import ERROR, PARTIAL, REPORT, Workspace, free_stem, safe_name
 from focusdrop.bridge.hotfolder.manifest import MANIFEST
 from focusdrop.bridge.hotfolder.runner import Runner, RunnerUnavailable
 from focusdrop.bridge.settings import MANIFEST as IN_MANIFEST
@@ -101,7 +104,8 @@ def run_job(ws: Workspace, job: Job, settings: Settings, runner: Runner) -> Job:
         log.info("started: %s (%d frames)", job.name, len(job.frames))
         crash_point("run:started")
         started = time.perf_counter()
-        record = runner.run(job, chosen.stack_options(), lambda key: ws.journal.update(job.id, task=key))
+        record = runner.run(job, chosen.stack_options(), lambda key: ws.journal.update(job.id, task=key),
+                            lambda step, done, total: ws.journal.note_progress(job.id, f"{step} {done}/{total}"))
         crash_point("run:written")
         write_durably(job.folder / REPORT, json.dumps(record["report"], indent=1).encode())
         job = ws.journal.update(job.id, outputs=record["written"], worker=record["worker"], task=None)
@@ -170,6 +174,33 @@ def fail(ws: Workspace, job: Job, error: Exception) -> Job:
         f"The frames in this folder are untouched.\n").encode())
     log.error("failed: %s: %s (frames in %s)", job.name, message, target)
     return finish(ws, ws.journal.get(job.id), "failed")
+
+
+def retry(ws: Workspace, job: Job) -> Job:
+    """Put a failed stack's frames back into the hot folder as a job folder, to be stacked again as a new
+    stack (this one then says 'retried' and is no longer listed). Raises ValueError for a stack that is not
+    failed, or whose frames are no longer in failed/."""
+    if job.state != "failed" or not job.archive or not Path(job.archive).is_dir():
+        raise ValueError(f"{job.name}: only a failed stack whose folder is still in failed/ can be retried")
+    with ws.names:
+        hot = ws.layout.hot_folder
+        target = hot / free_stem(hot, job.name, ["", PARTIAL], set())
+        job = ws.journal.update(job.id, state="retried", folder=target)
+    crash_point("retry:journaled")
+    move_back(job)
+    log.info("retried: %s (its frames are back in the hot folder as %s/)", job.name, target.name)
+    return job
+
+
+def move_back(job: Job) -> None:
+    """Finish a retry's moves: failed/NAME -> NAME.partial/ (error.txt removed) -> NAME/ in the hot folder; a
+    move done before a crash is not done again."""
+    partial = job.folder.with_name(job.folder.name + PARTIAL)
+    if Path(job.archive).is_dir() and not partial.exists() and not job.folder.exists():
+        rename(Path(job.archive), partial)
+    if partial.exists():
+        (partial / ERROR).unlink(missing_ok=True)
+        rename(partial, job.folder)
 
 
 def crash_point(step: str) -> None:

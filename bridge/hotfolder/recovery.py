@@ -5,7 +5,7 @@ wherever they lie); 'claiming' jobs finish their moves; a 'running' job whose ou
 archived as done (the crash came after its last rename; a report.json it never wrote is replaced by a
 short one); others run again, under the output names they had, so nothing is written twice; a 'done' job
 whose output is there but not whole (a power cut before its data reached the disk) has its frames
-brought back from done/ and runs again.
+brought back from done/ and runs again; a 'retried' job's frames finish their way back into the hot folder.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Callable
 
 from focusdrop.bridge.hotfolder.journal import Job
 from focusdrop.bridge.hotfolder.layout import ERROR, REPORT, Workspace
-from focusdrop.bridge.hotfolder.lifecycle import archive_job, fail, finish, move_in, rename
+from focusdrop.bridge.hotfolder.lifecycle import archive_job, fail, finish, move_back, move_in, rename
 from focusdrop.engine.frameinfo import FrameError
 from focusdrop.engine.frames import probe_frame
 from focusdrop.engine.psd import incomplete as psd_incomplete
@@ -34,6 +34,8 @@ def recover(ws: Workspace, alive: Callable[[str], bool] = lambda task: False) ->
         ws.journal.update(job.id, state="waiting")
     for job in ws.journal.jobs("running"):
         _recover_running(ws, job)
+    for job in ws.journal.jobs("retried"):
+        move_back(job)
     for job in ws.journal.jobs("done"):
         broken = [o for o in job.outputs if Path(o).exists() and output_problem(o)]
         archive = Path(job.archive or "")

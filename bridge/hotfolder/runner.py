@@ -8,7 +8,7 @@ from typing import Callable, Protocol
 from focusdrop.bridge.hotfolder.journal import Job
 from focusdrop.bridge.hotfolder.layout import REPORT_PAGE
 from focusdrop.bridge.stacking import stack_record
-from focusdrop.engine.pipeline import StackOptions
+from focusdrop.engine.pipeline import Progress, StackOptions
 
 
 class RunnerUnavailable(RuntimeError):
@@ -26,9 +26,10 @@ class Runner(Protocol):
     def alive(self, task: str) -> bool:
         """Whether task ``task`` (a key ``run`` remembered) still runs: a restarted service reattaches."""
 
-    def run(self, job: Job, options: StackOptions, remember: Callable[[str], None]) -> dict:
+    def run(self, job: Job, options: StackOptions, remember: Callable[[str], None], progress: Progress) -> dict:
         """Stack ``job``'s frames into its outputs; returns bridge.stacking.stack_record's record.
-        ``remember(key)`` journals a task key before the task starts. Raises RunnerUnavailable."""
+        ``remember(key)`` journals a task key before the task starts; ``progress`` is the engine's progress
+        callback, where the runner can call it. Raises RunnerUnavailable."""
 
     def close(self) -> None:
         """Let go of what the runner holds (connections)."""
@@ -49,9 +50,9 @@ class LocalRunner:
     def alive(self, task: str) -> bool:
         return False
 
-    def run(self, job: Job, options: StackOptions, remember: Callable[[str], None]) -> dict:
+    def run(self, job: Job, options: StackOptions, remember: Callable[[str], None], progress: Progress) -> dict:
         return stack_record([job.folder / f for f in job.frames], [Path(o) for o in job.outputs], options, "local",
-                            job.folder / REPORT_PAGE)
+                            job.folder / REPORT_PAGE, progress)
 
     def close(self) -> None:
         pass

@@ -42,9 +42,9 @@ def status_data(journal: Journal, layout: Layout, quiet: float, last: int = 10,
     """Everything ``status`` shows, JSON-ready: counts per state, stacks finished in the last hour, the
     ``last`` most recent stacks (with the machine that stacked each), the files waiting in the hot folder,
     the service's log file."""
-    jobs = journal.jobs()
+    jobs = [job for job in journal.jobs() if job.state != "retried"]  # a retried stack lives on as its new job
     hour_ago = time.time() - 3600
-    return {"counts": {state: sum(j.state == state for j in jobs) for state in STATES},
+    return {"counts": {state: sum(j.state == state for j in jobs) for state in STATES if state != "retried"},
             "last_hour": sum(j.state == "done" and (j.finished or 0) > hour_ago for j in jobs),
             "stacks": [_job(job) for job in jobs[-last:]],
             "waiting": waiting_files(layout, quiet, max_megapixels),
@@ -52,8 +52,8 @@ def status_data(journal: Journal, layout: Layout, quiet: float, last: int = 10,
 
 
 def _job(job: Job) -> dict:
-    return {"name": job.name, "state": job.state, "frames": len(job.frames), "outputs": job.outputs,
-            "error": job.error, "archive": job.archive, "worker": job.worker,
+    return {"id": job.id, "name": job.name, "state": job.state, "frames": len(job.frames), "outputs": job.outputs,
+            "error": job.error, "archive": job.archive, "worker": job.worker, "progress": job.progress,
             "time": job.finished or job.started or job.created}
 
 

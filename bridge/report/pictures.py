@@ -19,15 +19,20 @@ PREVIEW_QUALITY = 80  # JPEG quality of the previews
 CROP_QUALITY = 92     # and of the 100 % crop, which is there to show the finest detail
 
 
-def data_uri(pixels: np.ndarray, kind: str = "jpeg", quality: int = PREVIEW_QUALITY) -> str:
-    """(h, w, 3) RGB or (h, w) grey uint8 as a data: URI of a JPEG (of ``quality``) or PNG file."""
+def encoded(pixels: np.ndarray, kind: str = "jpeg", quality: int = PREVIEW_QUALITY) -> bytes:
+    """(h, w, 3) RGB or (h, w) grey uint8 as a JPEG (of ``quality``) or PNG file's bytes."""
     if pixels.ndim == 3 and pixels.shape[2] == 3:
         pixels = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGR)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if kind == "jpeg" else [cv2.IMWRITE_PNG_COMPRESSION, 9]
-    ok, encoded = cv2.imencode(f".{'jpg' if kind == 'jpeg' else 'png'}", pixels, params)
+    ok, data = cv2.imencode(f".{'jpg' if kind == 'jpeg' else 'png'}", pixels, params)
     if not ok:
         raise ValueError(f"could not encode a {pixels.shape} picture as {kind}")
-    return f"data:image/{kind};base64,{base64.b64encode(encoded.tobytes()).decode('ascii')}"
+    return data.tobytes()
+
+
+def data_uri(data: bytes, kind: str = "jpeg") -> str:
+    """A file's bytes as a data: URI of an image/``kind``."""
+    return f"data:image/{kind};base64,{base64.b64encode(data).decode('ascii')}"
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
@@ -46,12 +51,13 @@ class FramePreviews:
 
 @dataclass
 class Pictures:
-    """The report's pictures as data: URIs. crop: the result at 100 % where it has the most fine detail,
+    """The report's pictures as data: URIs (the result's preview also as a JPEG file's bytes, result_jpeg,
+    for the status page's list). crop: the result at 100 % where it has the most fine detail,
     at crop_box (x, y, w, h) in result pixels; depth: the depth map, frame k in colours[k] (hex RGB);
     frames and masks: per frame in focus order (empty when the method has no depth map); shares: the part
     of the result each frame supplies, 0-1."""
 
-    result: str
+    result_jpeg: bytes
     size: tuple[int, int]
     crop: str
     crop_box: tuple[int, int, int, int]
@@ -60,6 +66,10 @@ class Pictures:
     frames: list[str]
     masks: list[str]
     shares: list[float]
+
+    @property
+    def result(self) -> str:
+        return data_uri(self.result_jpeg)
 
 
 def depth_colours(count: int) -> np.ndarray:
@@ -80,10 +90,10 @@ def make_pictures(result: StackResult, previews: FramePreviews) -> Pictures:
     if result.depth is not None:
         lut = depth_colours(count)
         step = max(1, max(height, width) // RESULT_SIDE)
-        depth = data_uri(lut[result.depth[::step, ::step]], "png")
+        depth = data_uri(encoded(lut[result.depth[::step, ::step]], "png"), "png")
         colours = ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in lut]
-        masks = [data_uri(m, "png") for m in mask_previews(result.depth, count, FRAME_SIDE)]
+        masks = [data_uri(encoded(m, "png"), "png") for m in mask_previews(result.depth, count, FRAME_SIDE)]
         shares = frame_shares(result.depth, count).tolist()
-    return Pictures(data_uri(_rgb(preview(image, RESULT_SIDE))), (width, height), data_uri(crop8, quality=CROP_QUALITY),
-                    (x, y, crop8.shape[1], crop8.shape[0]), depth, colours,
-                    [data_uri(p) for p in previews.previews], masks, shares)
+    return Pictures(encoded(_rgb(preview(image, RESULT_SIDE))), (width, height),
+                    data_uri(encoded(crop8, quality=CROP_QUALITY)), (x, y, crop8.shape[1], crop8.shape[0]), depth,
+                    colours, [data_uri(encoded(p)) for p in previews.previews], masks, shares)

@@ -1,0 +1,217 @@
+"""The status page: its rules of access on Flask's test client (token, forgery, unknown stacks, sizes), then a
+real ``focusdrop watch --ui`` stacking real brackets, driven in Debian's chromium: stacks listed as they
+finish, a report opened with its pictures, a corrupt bracket failed with its reason, retried after the fix as
+one stack, and the page through a kill -9 of the service and its restart. Screenshots in test-artefacts/."""
+from __future__ import annotations
+
+import logging
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from browser import browser, screenshot  # noqa: F401  (a fixture)
+from focusdrop.bridge.hotfolder.layout import Layout, Workspace
+from focusdrop.bridge.samples import write_bracket
+from focusdrop.bridge.settings import SettingError, resolve
+from focusdrop.bridge.statuspage.app import FORGERY_HEADER, TOKEN_COOKIE, create_app
+from focusdrop.engine.synthetic import BracketSpec
+from hotfolder import QUIET, wait_for
+
+TOKEN = "a-token-of-some-length"
+
+
+@pytest.fixture
+def hot_folder(tmp_path):
+    """A hot folder with one done stack (with its report) and one failed stack (with its error.txt)."""
+    layout = Layout(tmp_path / "In", tmp_path / "Out")
+    journal = Workspace(layout).journal
+    for name, state in (("ring", "done"), ("broken", "failed")):
+        job = journal.add(name, lambda job_id: layout.jobs / str(job_id), ["a.tif", "b.tif"], {}, [])
+        archive = (layout.done if state == "done" else layout.failed) / name
+        archive.mkdir(parents=True)
+        (archive / ("report.html" if state == "done" else "error.txt")).write_text(f"{name}'s page")
+        journal.update(job.id, state=state, archive=str(archive), finished=time.time(),
+                       error="frame b.tif: cut short" if state == "failed" else None)
+    return layout
+
+
+def client(layout: Layout, token: str = ""):
+    return create_app(layout, 1.0, 200.0, token).test_client()
+
+
+def test_a_report_is_served_by_the_stacks_id_and_nothing_else(hot_folder, caplog):
+    web = client(hot_folder)
+    status = web.get("/api/status").get_json()
+    assert [(s["name"], s["state"], s["report"]) for s in status["stacks"]] == [("broken", "failed", False),
+                                                                                ("ring", "done", True)]
+    assert status["stacks"][0]["error_text"] == "broken's page" and status["stacks"][0]["folder"] == "failed/broken"
+    assert "archive" not in status["stacks"][0] and "log" not in status  # no paths of this machine
+    assert web.get("/stacks/1/report").status_code == 200 and b"ring's page" in web.get("/stacks/1/report").data
+    with caplog.at_level(logging.WARNING, "focusdrop"):
+        assert web.get("/stacks/99/report").status_code == 404
+        assert web.get("/stacks/2/report").status_code == 404  # failed: it has no report
+        assert web.get("/stacks/..%2F..%2Fetc/report").status_code == 404
+        assert web.get("/../../etc/passwd").status_code == 404
+    assert "status page: 404 for GET /stacks/99/report: no stack 99" in caplog.text
+    shutil.rmtree(hot_folder.done / "ring")  # the folder deleted while the page is open
+    assert web.get("/stacks/1/report").status_code == 404
+    assert web.get("/api/status").get_json()["stacks"][1]["report"] is False
+
+
+def test_every_request_needs_the_token_when_there_is_one(hot_folder):
+    web = client(hot_folder, TOKEN)
+    assert web.get("/").status_code == 401
+    assert web.get("/api/status").status_code == 401
+    assert web.get("/api/status", headers={"Authorization": "Bearer wrong-token-of-length"}).status_code == 401
+    assert web.get("/api/status", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    first = web.get(f"/?token={TOKEN}")
+    assert first.status_code == 302 and first.headers["Location"] == "/"  # the token leaves the address bar
+    assert f"{TOKEN_COOKIE}={TOKEN}" in first.headers["Set-Cookie"] and "HttpOnly" in first.headers["Set-Cookie"]
+    assert web.get("/api/status").status_code == 200  # the cookie carries it from then on
+    assert web.get("/stacks/1/report").status_code == 200
+
+
+def test_retry_needs_the_pages_form_token_and_a_failed_stack(hot_folder):
+    web = client(hot_folder)
+    form = web.get("/api/status").get_json()["form_token"]
+    assert web.post("/stacks/2/retry").status_code == 403  # a form from another site cannot send the header
+    assert web.post("/stacks/2/retry", headers={FORGERY_HEADER: "guess"}).status_code == 403
+    assert web.post("/stacks/2/retry", headers={FORGERY_HEADER: form, "Sec-Fetch-Site": "cross-site"}).status_code == 403
+    assert web.post("/stacks/1/retry", headers={FORGERY_HEADER: form}).status_code == 409  # done, not failed
+    assert web.get("/stacks/2/retry").status_code == 405
+    assert web.post("/stacks/2/retry", headers={FORGERY_HEADER: form}, data=b"x" * 100_000).status_code == 413
+    answer = web.post("/stacks/2/retry", headers={FORGERY_HEADER: form})
+    assert answer.status_code == 202 and answer.get_json()["folder"] == "broken"
+    assert (hot_folder.hot_folder / "broken").is_dir() and not (hot_folder.hot_folder / "broken" / "error.txt").exists()
+    assert not (hot_folder.failed / "broken").exists()
+    assert [s["name"] for s in web.get("/api/status").get_json()["stacks"]] == ["ring"]  # the old one is not listed
+
+
+def test_an_address_beyond_this_machine_needs_a_token():
+    with pytest.raises(SettingError, match="open to the network; give ui_token"):
+        resolve({"ui": "0.0.0.0:8765"})
+    assert resolve({"ui": "0.0.0.0:8765", "ui_token": TOKEN}).ui == "0.0.0.0:8765"
+    assert resolve({"ui": "127.0.0.1:9000"}).ui == "127.0.0.1:9000"
+    assert resolve({"ui": "localhost:9000"}).ui == "localhost:9000"
+
+
+def test_the_service_refuses_to_start_with_an_open_address_and_no_token(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "focusdrop.bridge.cli", "watch", str(tmp_path / "In"), "--out",
+                           str(tmp_path / "Out"), "--ui", "0.0.0.0:8765"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1] == (
+        "focusdrop: error: the command line: ui = '0.0.0.0:8765': the status page would be open to the network; give "
+        "ui_token (--ui-token TOKEN or @FILE) so that only those who have it see it")
+    assert not (tmp_path / "In").exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Service:
+    """``focusdrop watch --ui`` as a real process on root/In -> root/Out, started and killed at will."""
+
+    def __init__(self, root: Path):
+        self.root, self.port = root, _free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.process: subprocess.Popen | None = None
+        self.log = root / "log.txt"
+
+    def start(self) -> None:
+        with open(self.log, "a") as out:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "focusdrop.bridge.cli", "watch", str(self.root / "In"), "--out",
+                 str(self.root / "Out"), "--quiet", QUIET, "--ui", f"127.0.0.1:{self.port}"], stdout=out, stderr=out)
+        wait_for(lambda: self.log.read_text().count("watching") > self.starts, 30, self.log)
+        self.starts += 1
+
+    starts = 0
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(60)
+
+
+def _job_folder(source: Path, hot_folder: Path, name: str) -> None:
+    """Export a bracket as a job folder, as the Bridge script does: written as NAME.partial/, then renamed."""
+    shutil.copytree(source, hot_folder / f"{name}.partial")
+    (hot_folder / f"{name}.partial").rename(hot_folder / name)
+
+
+@pytest.fixture
+def service(tmp_path):
+    running = Service(tmp_path)
+    (tmp_path / "In").mkdir()
+    running.start()
+    yield running
+    running.stop()
+
+
+def test_the_page_lists_stacks_as_they_finish_and_opens_their_reports(tmp_path, service, browser):
+    write_bracket(BracketSpec(width=480, height=320, frames=5, seed=3), tmp_path / "brackets" / "ring")
+    page = browser.new_page(viewport={"width": 1150, "height": 800})
+    page.goto(service.url)
+    page.locator("#no-stacks").wait_for()
+    _job_folder(tmp_path / "brackets" / "ring", tmp_path / "In", "ring")
+    done = page.locator("tr.stack.done")
+    done.wait_for(timeout=60_000)
+    assert done.locator(".name").inner_text() == "ring"
+    thumbnail = done.locator("img.thumb")
+    thumbnail.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=thumbnail.element_handle())
+    with page.context.expect_page() as opened:
+        done.locator("a.report").click()
+    report = opened.value
+    report.wait_for_load_state()
+    assert report.locator("h1").inner_text() == "ring"
+    assert report.locator("tr.frame").count() == 5
+    assert report.eval_on_selector_all("img", "images => images.filter(i => !i.complete || !i.naturalWidth).length") == 0
+    screenshot(page, "status-page")
+    screenshot(report, "status-page-report")
+
+
+def test_a_corrupt_bracket_fails_with_its_reason_and_a_retry_after_the_fix_gives_one_result(tmp_path, service,
+                                                                                            browser):
+    write_bracket(BracketSpec(width=480, height=320, frames=5, seed=4), tmp_path / "brackets" / "pads")
+    good = (tmp_path / "brackets" / "pads" / "frame_03.tif").read_bytes()
+    shutil.copytree(tmp_path / "brackets" / "pads", tmp_path / "brackets" / "cut")
+    (tmp_path / "brackets" / "cut" / "frame_03.tif").write_bytes(good[:5000])
+    page = browser.new_page(viewport={"width": 1150, "height": 800})
+    page.goto(service.url)
+    _job_folder(tmp_path / "brackets" / "cut", tmp_path / "In", "pads")
+    failed = page.locator("tr.stack.failed")
+    failed.wait_for(timeout=60_000)
+    assert "frame_03.tif: incomplete file" in failed.locator(".error").inner_text()
+    assert "What to do" in failed.locator(".error").inner_text()  # error.txt, whole
+    screenshot(page, "status-page-failed")
+
+    service.kill()  # kill -9: the page says so, and carries on when the service is back
+    page.locator("#connection.down").wait_for(timeout=10_000)
+    service.start()
+    page.locator("#connection:not(.down)").wait_for(timeout=10_000)
+    assert page.locator("tr.stack.failed").count() == 1
+
+    (tmp_path / "In" / "failed" / "pads" / "frame_03.tif").write_bytes(good)  # the fix
+    page.locator("tr.stack.failed button.retry").click()
+    page.locator("tr.stack.done").wait_for(timeout=60_000)
+    assert page.locator("tr.stack").count() == 1  # one stack: the failed one is not listed beside it
+    assert sorted(p.name for p in (tmp_path / "Out").iterdir()) == ["pads.psd"]
+    assert sorted(p.name for p in (tmp_path / "In" / "done" / "pads").iterdir()) == \
+        [f"frame_{k:02d}.tif" for k in range(1, 6)] + ["report.html", "report.jpg", "report.json"]
+    assert list((tmp_path / "In" / "failed").iterdir()) == []
+    assert "retried: pads" in service.log.read_text()
+    screenshot(page, "status-page-retried")
