@@ -8,8 +8,8 @@ from conftest import focusdrop
 from focusdrop.bridge.cli import build_parser, service_settings
 from focusdrop.bridge.hotfolder.manifest import read_manifest
 from focusdrop.bridge.hotfolder.lifecycle import _advice
-from focusdrop.bridge.settings import (CONFIG, FIELDS, MANIFEST, STACK, Format, Method, Settings, SettingError,
-                                       places, read_config, resolve, say_hint)
+from focusdrop.bridge.settings import (CONFIG, FIELDS, MANIFEST, STACK, UI_ADDRESS, Format, Method, Settings,
+                                       SettingError, places, read_config, resolve, say_hint)
 from focusdrop.engine.frameinfo import FrameError, Hint
 
 # per setting: (a good value as TOML/JSON gives it, as a flag gives it, the typed value), then a bad value
@@ -37,6 +37,9 @@ SAMPLES = {
     "cluster_cert": (("/tmp/w.pem", "/tmp/w.pem", "/tmp/w.pem"), (["a"], None)),
     "cluster_fallback": (("local", "local", "local"), ("", "remote")),
     "insecure": ((True, None, True), ("true", None)),
+    "ui": (("0.0.0.0:9000", "0.0.0.0:9000", "0.0.0.0:9000"), ("8765", "host:port")),
+    "ui_token": (("a-token-of-some-length", "a-token-of-some-length", "a-token-of-some-length"),
+                 ("short", "has spaces in it, sixteen+")),
 }
 
 
@@ -82,7 +85,7 @@ def test_manifest(tmp_path, name):
 def test_command_line(name, capsys):
     (_, good, typed), (_, bad) = SAMPLES[name]
     flag = "--no-crop" if name == "crop" else "--" + name.replace("_", "-")
-    for command in ("stack", "watch", "worker", "install"):
+    for command in ("stack", "watch", "worker", "install", "ui"):
         before = {"stack": ["-o", "x.tif", "a.tif"], "worker": ["tls://h:1"], "install": ["lightroom"]}
         given = [flag] if good is None else [flag, good]
         if command not in places(name):
@@ -97,6 +100,13 @@ def test_command_line(name, capsys):
                 build_parser().parse_args([command, *before.get(command, []), flag, bad])
             error = capsys.readouterr().err
             assert caught.value.code == 2 and error.count("\n") == 1 and f"argument {flag}: {bad!r} must be" in error
+
+
+def test_the_status_page_flag_given_bare_is_the_default_address(tmp_path):
+    assert build_parser().parse_args(["watch", "--ui"]).ui == UI_ADDRESS
+    token_file = tmp_path / "token"
+    token_file.write_text("a-token-read-from-a-file\n")
+    assert build_parser().parse_args(["ui", "--ui-token", f"@{token_file}"]).ui_token == "a-token-read-from-a-file"
 
 
 def test_the_last_place_wins(tmp_path):
