@@ -184,11 +184,10 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
                   report_path: Path | None = None, overwrite: bool = False, progress: Progress | None = None,
                   page: Path | None = None) -> tuple[StackResult, list[Path]]:
     """Stack ``paths`` (in focus order) into each of ``outputs`` (one layered document at most, and flat
-    files); optionally write the depth map, a JSON report and the report page (report.html, bridge.report,
-    with the result's preview beside it as report.jpg);
-    existing files are replaced only with ``overwrite``. Every file is written durably under a temporary
-    name and renamed into place. ``progress``: the engine's progress callback. Returns the result and the
-    paths written."""
+    files); optionally write the depth map, a JSON report and the report ``page`` (bridge.report, with the
+    result's preview beside it, named as the page with .jpg); existing files are replaced only with
+    ``overwrite``. Every file is written durably under a temporary name and renamed into place.
+    ``progress``: the engine's progress callback. Returns the result and the paths written."""
     checks = [(p, OUTPUT_SUFFIXES) for p in outputs] + [(depthmap, DEPTHMAP_SUFFIXES)] * bool(depthmap)
     checks += [(report_path, (".json",))] * bool(report_path)
     checks += [(page, PAGE_SUFFIXES), (page.with_suffix(".jpg"), (".jpg",))] if page else []

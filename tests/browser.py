@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 CHROMIUM = "/usr/bin/chromium"
 ARTEFACTS = Path(__file__).resolve().parents[1] / "test-artefacts"
 # as the machine's notes say: without the background-networking flags chromium keeps knocking on a closed network
@@ -14,13 +12,9 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
          "--disable-component-update", "--disable-sync"]
 
 
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        yield launched
-        launched.close()
+def launch(playwright):
+    """Debian's chromium, headless, as the tests run it (the ``browser`` fixture in conftest.py)."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
 
 
 def screenshot(page, name: str) -> Path:

@@ -40,3 +40,16 @@ def standard_bracket(tmp_path_factory) -> Bracket:
 def focusdrop(*args: str) -> subprocess.CompletedProcess:
     """Run the installed command as a user would; returns the finished process (text output)."""
     return subprocess.run([sys.executable, "-m", "focusdrop.bridge.cli", *map(str, args)], capture_output=True, text=True)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's chromium driven by Playwright (tests/browser.py), one per test module: Playwright's sync API
+    holds an event loop running on this thread while it lives, which other tests must not meet."""
+    from playwright.sync_api import sync_playwright
+
+    from browser import launch
+    with sync_playwright() as playwright:
+        launched = launch(playwright)
+        yield launched
+        launched.close()

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from browser import browser, screenshot  # noqa: F401  (a fixture)
+from browser import screenshot
 from conftest import focusdrop
 from focusdrop.bridge.samples import write_bracket
 from focusdrop.engine.preview import frame_shares, mask_previews, preview, sharpest_window

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import browser, screenshot  # noqa: F401  (a fixture)
+from browser import screenshot
 from focusdrop.bridge.hotfolder.layout import Layout, Workspace
 from focusdrop.bridge.samples import write_bracket
 from focusdrop.bridge.settings import SettingError, resolve

@@ -89,7 +89,7 @@ def make_pictures(result: StackResult, previews: FramePreviews) -> Pictures:
     depth, colours, masks, shares = None, [], [], []
     if result.depth is not None:
         lut = depth_colours(count)
-        step = max(1, max(height, width) // RESULT_SIDE)
+        step = -(-max(height, width) // RESULT_SIDE)  # at most RESULT_SIDE px, as the result's preview
         depth = data_uri(encoded(lut[result.depth[::step, ::step]], "png"), "png")
         colours = ["#%02x%02x%02x" % tuple(int(v) for v in c) for c in lut]
         masks = [data_uri(encoded(m, "png"), "png") for m in mask_previews(result.depth, count, FRAME_SIDE)]

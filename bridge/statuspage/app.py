@@ -88,9 +88,9 @@ def create_app(layout: Layout, quiet: float, max_megapixels: float, token: str =
 
     @app.errorhandler(HTTPException)
     def refused(error: HTTPException) -> tuple[Response, int]:
-        log.warning("status page: %d for %s %s: %s", error.code, request.method, request.path[:200],
-                    error.description)
-        return jsonify(error=error.description), error.code
+        reason = error.name.lower() if error.description == type(error).description else error.description
+        log.warning("status page: %d for %s %s: %s", error.code, request.method, request.path[:200], reason)
+        return jsonify(error=reason), error.code
 
     @app.get("/")
     def page() -> Response:

@@ -1,6 +1,7 @@
 """Serving the status page (bridge.statuspage.app) with waitress, a production WSGI server in pure Python:
 in a thread beside the hot-folder service, or in the foreground for ``focusdrop ui``. Requests are capped at
-MAX_REQUEST bytes of headers and of body; a malformed request is answered 400 by waitress itself."""
+MAX_REQUEST bytes of headers (past that, and for a malformed request, waitress answers 431 or 400 itself)
+and at BUFFERED bytes of body, which the app refuses, with a line in the log, past MAX_REQUEST."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,8 @@ from focusdrop.bridge.settings import UI_ADDRESS, Settings
 from focusdrop.bridge.statuspage.app import MAX_REQUEST, create_app
 
 log = logging.getLogger("focusdrop")
+
+BUFFERED = 1024 * 1024  # bytes of a request body waitress takes in before the app sees the request
 
 
 class StatusPage:
@@ -25,7 +28,7 @@ class StatusPage:
                          settings.ui_token)
         try:
             self.server = create_server(app, host=host.strip("[]"), port=int(port), threads=4, ident="FocusDrop",
-                                        max_request_header_size=MAX_REQUEST, max_request_body_size=MAX_REQUEST)
+                                        max_request_header_size=MAX_REQUEST, max_request_body_size=BUFFERED)
         except OSError as e:
             raise ValueError(f"--ui {address}: cannot listen there ({e.strerror or e})") from None
         self.url = f"http://{address}/"
