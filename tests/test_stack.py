@@ -6,6 +6,7 @@ what the pipeline gave when they were set: depthmap 36.45 dB (reversed 36.44, --
 35.46 dB, the sharpest single frame about 23 dB. Corner errors measured 0.02-0.08 px; gains within 0.9 %.
 """
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -198,11 +199,15 @@ def test_frame_that_cannot_be_aligned_is_named(tmp_path, standard_bracket):
 
 def test_skip_unaligned_leaves_the_foreign_frame_out(tmp_path, standard_bracket):
     _with_foreign_frame(tmp_path, standard_bracket)
-    output, report = _stack(tmp_path, [tmp_path / "in"], "--skip-unaligned")
+    output, report = _stack(tmp_path, [tmp_path / "in"], "--skip-unaligned", "--report-html", tmp_path / "out.html")
     assert report["skipped"] == ["frame_03.tif"]
     assert [f["file"] for f in report["frames"]] == ["frame_01.tif", "frame_02.tif", "frame_04.tif",
                                                        "frame_05.tif"]
     assert output.exists()
+    page = (tmp_path / "out.html").read_text()  # the report page marks it and says why
+    assert re.findall(r'<tr class="frame flagged skipped"><td>([^<]+)</td>', page) == ["frame_03.tif"]
+    warnings = re.search(r'<ul id="warnings">(.*?)</ul>', page, re.S).group(1)
+    assert "skipped frame_03.tif: cannot be aligned to any other frame" in warnings
 
 
 def test_a_frame_blurred_past_recognition_is_aligned_by_correlation(tmp_path, standard_bracket):

@@ -17,6 +17,7 @@ import pytest
 
 from browser import screenshot
 from focusdrop.bridge.hotfolder.layout import Layout, Workspace
+from focusdrop.bridge.hotfolder.recovery import recover
 from focusdrop.bridge.samples import write_bracket
 from focusdrop.bridge.settings import SettingError, resolve
 from focusdrop.bridge.statuspage.app import FORGERY_HEADER, TOKEN_COOKIE, create_app
@@ -91,6 +92,22 @@ def test_retry_needs_the_pages_form_token_and_a_failed_stack(hot_folder):
     assert (hot_folder.hot_folder / "broken").is_dir() and not (hot_folder.hot_folder / "broken" / "error.txt").exists()
     assert not (hot_folder.failed / "broken").exists()
     assert [s["name"] for s in web.get("/api/status").get_json()["stacks"]] == ["ring"]  # the old one is not listed
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_retry_cut_short_by_a_kill_is_finished_at_the_next_start(hot_folder, moved):
+    """Killed after the retry was journaled (``moved``: and after its first rename): the next start moves the
+    frames on into the hot folder, once."""
+    workspace = Workspace(hot_folder)
+    target = hot_folder.hot_folder / "broken"
+    workspace.journal.update(2, state="retried", folder=target)
+    if moved:
+        (hot_folder.failed / "broken").rename(target.with_name("broken.partial"))
+    recover(workspace)
+    assert target.is_dir() and not (target / "error.txt").exists()
+    assert not (hot_folder.failed / "broken").exists() and not target.with_name("broken.partial").exists()
+    recover(workspace)  # and again: nothing more moves
+    assert target.is_dir()
 
 
 def test_an_address_beyond_this_machine_needs_a_token():

@@ -2,10 +2,11 @@
 
 At start: temporary files deleted (outputs, reports, error.txt and outcome records a kill cut short,
 wherever they lie); 'claiming' jobs finish their moves; a 'running' job whose outputs all exist whole is
-archived as done (the crash came after its last rename; a report.json it never wrote is replaced by a
-short one); others run again, under the output names they had, so nothing is written twice; a 'done' job
-whose output is there but not whole (a power cut before its data reached the disk) has its frames
-brought back from done/ and runs again; a 'retried' job's frames finish their way back into the hot folder.
+archived as done (the crash came after its last rename; a report.json and report.html it never wrote are
+replaced by short ones); others run again, under the output names they had, so nothing is written twice;
+a 'done' job whose output is there but not whole (a power cut before its data reached the disk) has its
+frames brought back from done/ and runs again; a 'retried' job's frames finish their way back into the hot
+folder.
 """
 from __future__ import annotations
 
@@ -15,8 +16,9 @@ from pathlib import Path
 from typing import Callable
 
 from focusdrop.bridge.hotfolder.journal import Job
-from focusdrop.bridge.hotfolder.layout import ERROR, REPORT, Workspace
+from focusdrop.bridge.hotfolder.layout import ERROR, REPORT, REPORT_PAGE, Workspace
 from focusdrop.bridge.hotfolder.lifecycle import archive_job, fail, finish, move_back, move_in, rename
+from focusdrop.bridge.report.page import short_page
 from focusdrop.engine.frameinfo import FrameError
 from focusdrop.engine.frames import probe_frame
 from focusdrop.engine.psd import incomplete as psd_incomplete
@@ -73,10 +75,12 @@ def _recover_running(ws: Workspace, job: Job) -> None:
             finish(ws, job, "failed" if failed else "done")
             log.info("recovered: %s had %s before the interruption", job.name, "failed" if failed else "finished")
     elif job.outputs and job.error is None and not any(map(output_problem, job.outputs)):
+        note = "the service was stopped after the result was written and before this report; per-frame " \
+               "details were not kept"
         if not (job.folder / REPORT).exists():
-            write_durably(job.folder / REPORT, json.dumps({
-                "outputs": job.outputs, "note": "the service was stopped after the result was written "
-                "and before this report; per-frame details were not kept"}, indent=1).encode())
+            write_durably(job.folder / REPORT, json.dumps({"outputs": job.outputs, "note": note}, indent=1).encode())
+        if not (job.folder / REPORT_PAGE).exists():
+            write_durably(job.folder / REPORT_PAGE, short_page(job.name, job.outputs, note).encode("utf-8"))
         archive_job(ws, job, ws.layout.done)
         finish(ws, ws.journal.get(job.id), "done")
         log.info("recovered: %s had finished before the interruption", job.name)

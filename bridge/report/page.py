@@ -3,6 +3,7 @@ as one self-contained page: every picture inline, no script or style from elsewh
 from __future__ import annotations
 
 import datetime
+import html
 from pathlib import Path
 
 import numpy as np
@@ -63,3 +64,12 @@ def render(title: str, result: StackResult, data: dict, pictures: Pictures, warn
 def page_title(outputs: list[Path]) -> str:
     """The page's title: the result's name."""
     return outputs[0].stem if outputs else "focus stack"
+
+
+def short_page(title: str, outputs: list[str], note: str) -> str:
+    """A page for a stack whose details were not kept (the service was stopped between its result and its
+    report): its name, its results, why there is no more."""
+    items = "".join(f"<li><code>{html.escape(o)}</code></li>" for o in outputs)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}: focus '
+            f'stack report</title></head>\n<body style="font: 14px/1.45 system-ui, sans-serif; margin: 16px">'
+            f'<h1>{html.escape(title)}</h1><p>Written:</p><ul>{items}</ul><p>{html.escape(note)}.</p></body></html>\n')
