@@ -12,6 +12,8 @@ import numpy as np
 from focusdrop.engine import geometry
 
 WIDTH_IN = 9.0  # inches: 864 px wide at the SVG default of 96 px an inch
+LEFT_IN, BOTTOM_IN = 0.8, 1.1  # fixed margins for the axis labels and the slanted frame names (constrained
+# layout found them itself, at half of each plot's time)
 CHANNEL_COLOURS = {1: ["#444444"], 3: ["#d62728", "#2ca02c", "#1f77b4"]}
 MARK = "#d62728"  # uncertain frames
 
@@ -26,6 +28,14 @@ def _svg(figure) -> str:
         figure.savefig(buffer, format="svg")
     text = buffer.getvalue()
     return text[text.index("<svg"):]
+
+
+def _figure(height_in: float):
+    """A figure WIDTH_IN wide, with fixed margins."""
+    from matplotlib.figure import Figure
+    figure = Figure(figsize=(WIDTH_IN, height_in))
+    figure.subplots_adjust(left=LEFT_IN / WIDTH_IN, right=0.98, top=1 - 0.1 / height_in, bottom=BOTTOM_IN / height_in)
+    return figure
 
 
 def _frame_axis(axis, names: list[str]) -> None:
@@ -50,9 +60,8 @@ def alignment_plot(names: list[str], motion: dict[str, np.ndarray], loops: list[
                    reference: int, max_loop: float) -> str:
     """Four panels sharing the frame axis (focus order): shift, scale, rotation, loop residual; the
     reference dashed, frames whose loop exceeds ``max_loop`` px marked."""
-    from matplotlib.figure import Figure
-    figure = Figure(figsize=(WIDTH_IN, 6.4), layout="constrained")
-    axes = figure.subplots(4, 1, sharex=True)
+    figure = _figure(6.4)
+    axes = figure.subplots(4, 1, sharex=True, gridspec_kw={"hspace": 0.12})
     x = np.arange(len(names))
     axes[0].plot(x, motion["shift_x"], "o-", ms=3, label="x")
     axes[0].plot(x, motion["shift_y"], "s-", ms=3, label="y")
@@ -79,8 +88,7 @@ def alignment_plot(names: list[str], motion: dict[str, np.ndarray], loops: list[
 
 def gains_plot(names: list[str], gains: np.ndarray, reference: int) -> str:
     """Each frame's exposure gain per channel against the reference (1 = the same), in focus order."""
-    from matplotlib.figure import Figure
-    figure = Figure(figsize=(WIDTH_IN, 2.4), layout="constrained")
+    figure = _figure(2.8)
     axis = figure.subplots()
     channels = gains.shape[1]
     labels = ["grey"] if channels == 1 else ["red", "green", "blue"]
