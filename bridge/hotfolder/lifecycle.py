@@ -23,6 +23,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from focusdrop.bridge.hotfolder.inbox import ReadyStack
 from focusdrop.bridge.hotfolder.journal import Job
@@ -34,8 +35,12 @@ from focusdrop.bridge.settings import Settings, arrange, parse, say_hint, to_jso
 from focusdrop.engine.frameinfo import FrameError
 from focusdrop.engine.save import sync_folder, write_durably
 
+if TYPE_CHECKING:  # the engine's heavy imports wait for a stack to run
+    from focusdrop.engine.pipeline import Progress
+
 log = logging.getLogger("focusdrop")
 
+PROGRESS_EVERY = 0.5  # seconds between two progress notes in the journal
 CRASH_AT = "FOCUSDROP_CRASH_AT"  # names the step at which crash_point kills the process (tests only)
 
 
@@ -105,7 +110,7 @@ def run_job(ws: Workspace, job: Job, settings: Settings, runner: Runner) -> Job:
         crash_point("run:started")
         started = time.perf_counter()
         record = runner.run(job, chosen.stack_options(), lambda key: ws.journal.update(job.id, task=key),
-                            lambda step, done, total: ws.journal.note_progress(job.id, f"{step} {done}/{total}"))
+                            journal_progress(ws, job))
         crash_point("run:written")
         write_durably(job.folder / REPORT, json.dumps(record["report"], indent=1).encode())
         job = ws.journal.update(job.id, outputs=record["written"], worker=record["worker"], task=None)
@@ -120,6 +125,19 @@ def run_job(ws: Workspace, job: Job, settings: Settings, runner: Runner) -> Job:
         return ws.journal.update(job.id, state="waiting")
     except Exception as e:  # any failure fails this stack alone; the service goes on
         return fail(ws, job, e)
+
+
+def journal_progress(ws: Workspace, job: Job, every: float = PROGRESS_EVERY) -> Progress:
+    """An engine progress callback that journals a running job's step (for the status page) at most once
+    every ``every`` seconds, and at each step's start and end: each note is a committed, synced statement."""
+    last = [0.0]
+
+    def note(step: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if done in (1, total) or now - last[0] >= every:
+            last[0] = now
+            ws.journal.note_progress(job.id, f"{step} {done}/{total}")
+    return note
 
 
 def finish(ws: Workspace, job: Job, state: str) -> Job:
