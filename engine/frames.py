@@ -173,10 +173,11 @@ def _png_bit_depth(path: Path) -> int:
     return header[24] if len(header) == 25 else 8
 
 
-def read_frame(info: FrameInfo, preview: bool = False) -> np.ndarray:
+def read_frame(info: FrameInfo, preview: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """Decode a probed frame. Returns (H, W, C) uint8 or uint16, C as ``info.shape`` says; with
     ``preview``, a raw frame comes at half the size each way, five times faster (engine.raw), other frames
-    as they are.
+    as they are. ``out``: an (H, W, C) array of the frame's type that a TIFF stored so is decoded into (and
+    returned), saving a new frame-sized array (engine.buffers); other files ignore it.
 
     Raises FrameError for a truncated or corrupt file, or pixels that do not match the header.
     """
@@ -185,7 +186,7 @@ def read_frame(info: FrameInfo, preview: bool = False) -> np.ndarray:
         return read_raw(info, half_size=preview)
     try:
         if kind == "tiff":
-            pixels = _read_tiff(path)
+            pixels = _read_tiff(path, out)
         elif kind == "jpeg":
             with Image.open(path) as im:
                 im = ImageOps.exif_transpose(im)
@@ -201,7 +202,8 @@ def read_frame(info: FrameInfo, preview: bool = False) -> np.ndarray:
         raise FrameError(path, f"truncated or corrupt image data ({short_reason(e)})") from None
     if pixels.ndim == 2:
         pixels = pixels[..., None]
-    pixels = pixels[..., :3] if info.shape[2] == 3 else pixels[..., :1]
+    if pixels.shape[2] != info.shape[2]:  # alpha, or grey stored as RGB: dropped
+        pixels = pixels[..., :info.shape[2]]
     if pixels.shape != info.shape or pixels.dtype != info.dtype:
         raise FrameError(path, f"decoded {pixels.shape} {pixels.dtype} but the header says "
                                f"{info.shape} {info.dtype}")
@@ -229,9 +231,13 @@ def capture_time(path: Path) -> float | None:
     return seconds.timestamp() + float(fraction)
 
 
-def _read_tiff(path: Path) -> np.ndarray:
-    """The first page's pixels as (H, W[, C]); planar files turned to interleaved."""
-    pixels = tifffile.imread(path, key=0, maxworkers=1)
+def _read_tiff(path: Path, out: np.ndarray | None = None) -> np.ndarray:
+    """The first page's pixels as (H, W[, C]); planar files turned to interleaved. ``out``: an array to
+    decode into where the page is stored in exactly its shape and type (else a new one is made)."""
+    with tifffile.TiffFile(path) as tiff:
+        page = tiff.pages[0]
+        fits = out is not None and page.shape == out.shape and page.dtype == out.dtype
+        pixels = page.asarray(maxworkers=1, out=out if fits else None)
     if pixels.ndim == 3 and pixels.shape[0] in (3, 4) and pixels.shape[2] not in (3, 4):
         pixels = np.moveaxis(pixels, 0, -1)
     return pixels

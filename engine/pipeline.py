@@ -25,6 +25,7 @@ import numpy as np
 from focusdrop.engine import geometry
 from focusdrop.engine.align import (REFINE_SIDE, AlignmentError, FrameKey, ecc_alone, featureless, frame_key,
                                     match_features, register_pair)
+from focusdrop.engine.buffers import BufferPool
 from focusdrop.engine.crop import NoCommonArea, common_area
 from focusdrop.engine.depthmap import DepthmapFusion
 from focusdrop.engine.exposure import exposure_gains, thumbnail, thumbnail_factor, thumbnail_size
@@ -153,18 +154,20 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
     return StackResult(pixels, depth, alignment, timings, pyramid)
 
 
-def _describe(info: FrameInfo, thumb_factor: float, timings: Timings) -> tuple[FrameKey, np.ndarray]:
+def _describe(info: FrameInfo, thumb_factor: float, timings: Timings, pool: BufferPool
+              ) -> tuple[FrameKey, np.ndarray]:
     """Pass 1's work on one frame: its registration key and a (h, w, C) float32 thumbnail in [0, 1]. A raw
     frame large enough is decoded at half size (registration works on 1024 px), five times faster."""
     height, width, _ = info.shape
     with timings("read"):
-        pixels = read_frame(info, preview=max(height, width) >= 2 * REFINE_SIDE)
+        pixels = read_frame(info, preview=max(height, width) >= 2 * REFINE_SIDE,
+                            out=pool.take(info.shape, info.dtype))
     with timings("features"):
         scale = pixels.shape[1] / width
         grey = pixels[..., 0] if pixels.shape[2] == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
         thumb = thumbnail(pixels, thumb_factor / scale, thumbnail_size(width, height, thumb_factor))
-        del pixels
         key = frame_key(grey, (width, height))
+        pool.give(pixels)
     return key, thumb
 
 
@@ -173,10 +176,11 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
     """Pass 1: register every frame to the reference, find the focus order, measure exposure gains and
     the common area. The frames come back in focus order (``options.order``)."""
     timings = timings if timings is not None else Timings()
+    buffers = BufferPool()  # each frame is decoded into the memory of one decoded before
     height, width, _ = infos[0].shape
     thumb_factor = thumbnail_factor(width, height)
     keys, thumbs = [], []
-    described = ordered_map(partial(_describe, thumb_factor=thumb_factor, timings=timings), infos)
+    described = ordered_map(partial(_describe, thumb_factor=thumb_factor, timings=timings, pool=buffers), infos)
     with ThreadPoolExecutor(max_workers=2) as pool:
         jobs: dict[tuple[int, int], Future] = {}  # frames near in file order, matched while frames are read
         for i, (key, thumb) in enumerate(described):
@@ -390,16 +394,19 @@ def _log_alignment(alignment: Alignment) -> None:
              x1 - x0, y1 - y0, x0, y0)
 
 
-def _prepare(k: int, alignment: Alignment, options: StackOptions,
-             timings: Timings) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+def _prepare(k: int, alignment: Alignment, options: StackOptions, timings: Timings,
+             pool: BufferPool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """Pass 2's per-frame work before fusion: frame k on the output box (h, w, C) float32 and, for the
-    depth-map method, its focus measure and that measure spread wide, both (h, w) float32."""
+    depth-map method, its focus measure and that measure spread wide, (h, w) and (h // 4, w // 4) float32.
+    The frame is in a buffer from ``pool``, for the caller to give back."""
     info = alignment.frames[k]
+    x0, y0, x1, y1 = alignment.box
     with timings("read"):
-        pixels = read_frame(info)
+        pixels = read_frame(info)  # from the pool too, it was held free beside the others: a higher peak
     with timings("warp"):
         image = warp_to_reference(pixels, alignment.to_ref[k], alignment.box, alignment.gains[k],
-                                  info.full_scale, alignment.shading[k])
+                                  info.full_scale, alignment.shading[k],
+                                  out=pool.take((y1 - y0, x1 - x0, info.shape[2]), np.float32))
         del pixels
     if options.method != "depthmap":
         return image, None, None
@@ -419,12 +426,13 @@ def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress 
     in [0, 1]; for the depth-map method the (h, w) uint8 index of the frame supplying each pixel (else None);
     the pyramid method's image if ``options.pyramid_layer`` (else None)."""
     timings = timings if timings is not None else Timings()
+    pool = BufferPool()  # each frame is warped into the memory of the frame before the one being fused
     x0, y0, x1, y1 = alignment.box
     shape = (y1 - y0, x1 - x0, alignment.frames[0].shape[2])
     depthmap = DepthmapFusion(shape, options.power) if options.method == "depthmap" else None
     pyramid = PyramidFusion(shape) if options.method == "pyramid" or options.pyramid_layer else None
     total = len(alignment.frames)
-    prepared = ordered_map(partial(_prepare, alignment=alignment, options=options, timings=timings),
+    prepared = ordered_map(partial(_prepare, alignment=alignment, options=options, timings=timings, pool=pool),
                            range(total), ahead=1)
     for k, (image, focus, nearby) in enumerate(prepared):
         with timings("fuse"):
@@ -435,8 +443,10 @@ def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress 
         if on_layer is not None:
             with timings("layers"):
                 on_layer(alignment.frames[k], image)
+        pool.give(image)
         del image, focus, nearby
         progress("fuse", k + 1, total)
+    pool.clear()  # the result's own arrays need the memory now
     with timings("fuse"):
         if depthmap is None:
             return pyramid.result(), None, None

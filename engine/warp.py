@@ -18,13 +18,15 @@ BAND_ROWS = 256     # rows resampled at a time
 
 
 def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, int, int, int],
-                      gain: np.ndarray, full_scale: float, shading: np.ndarray | None = None) -> np.ndarray:
+                      gain: np.ndarray, full_scale: float, shading: np.ndarray | None = None,
+                      out: np.ndarray | None = None) -> np.ndarray:
     """Resample a frame into the output box of the reference grid.
 
     pixels: (H, W, C) uint8/uint16; to_ref: (3, 3) frame -> reference; box: (x0, y0, x1, y1);
     gain: (C,) encoded-value gain; shading: (gh, gw, C) encoded-value gain field over the whole reference
-    frame, or None. Returns (y1 - y0, x1 - x0, C) float32 in [0, 1]: a gain above 1 clips
-    at white, as the frame would have, so that layers written from it composite to the fused image.
+    frame, or None; out: the (y1 - y0, x1 - x0, C) float32 array to write into (None: a new one).
+    Returns (y1 - y0, x1 - x0, C) float32 in [0, 1]: a gain above 1 clips at white, as the frame would
+    have, so that layers written from it composite to the fused image.
     Made a band of BAND_ROWS rows at a time: no frame-sized integer copy besides ``pixels``.
     """
     x0, y0, x1, y1 = box
@@ -34,7 +36,7 @@ def warp_to_reference(pixels: np.ndarray, to_ref: np.ndarray, box: tuple[int, in
     scale = np.asarray(gain, np.float32) / np.float32(full_scale)
     flat = shading is None or np.abs(shading - 1.0).max() < NO_SHADING
     field = None if flat else shading * scale  # the gain folded into the field: one multiply
-    image = np.empty((y1 - y0, x1 - x0, channels), np.float32)
+    image = np.empty((y1 - y0, x1 - x0, channels), np.float32) if out is None else out
     for top in range(0, y1 - y0, BAND_ROWS):
         rows = image[top:top + BAND_ROWS]
         count = len(rows)
