@@ -79,6 +79,8 @@ def test_six_brackets_spread_over_two_workers(tmp_path, certs, brackets):
         wait_for(lambda: _status(tmp_path)["counts"]["done"] == 6, 120, log)
         status = focusdrop("status", tmp_path / "In").stdout
     _check_each_once(tmp_path, dict.fromkeys(names, SMALL.frames))
+    for name in names:  # the workers wrote each stack's report page into its folder
+        assert {"report.html", "report.jpg", "report.json"} <= set(files(tmp_path / "In" / "done" / name))
     workers = {job["worker"] for job in _journal(tmp_path)}
     assert workers == {"w1", "w2"}, workers
     assert "(last hour: 6 stacks)" in status and " on w1)" in status and " on w2)" in status
