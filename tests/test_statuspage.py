@@ -178,6 +178,22 @@ def service(tmp_path):
     running.stop()
 
 
+def test_malformed_and_huge_requests_are_refused_in_a_line_each_and_the_service_goes_on(service):
+    answers = []
+    for request in (b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n",
+                    b"POST /stacks/1/retry HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n",
+                    b"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", service.port), timeout=10) as connection:
+            connection.sendall(request)
+            answers.append(connection.recv(100).split(b"\r\n")[0].split(b" ")[1])
+    assert answers == [b"400", b"431", b"413", b"200"]
+    wait_for(lambda: "status page: 413 for a request" in service.log.read_text(), 10, service.log)
+    log = service.log.read_text()
+    assert "status page: 400 for a request from 127.0.0.1: bad request" in log
+    assert "status page: 431 for a request from 127.0.0.1: request header fields too large" in log
+    assert service.process.poll() is None
+
+
 def test_the_page_lists_stacks_as_they_finish_and_opens_their_reports(tmp_path, service, browser):
     write_bracket(BracketSpec(width=480, height=320, frames=5, seed=3), tmp_path / "brackets" / "ring")
     page = browser.new_page(viewport={"width": 1150, "height": 800})

@@ -1,7 +1,7 @@
 """Serving the status page (bridge.statuspage.app) with waitress, a production WSGI server in pure Python:
 in a thread beside the hot-folder service, or in the foreground for ``focusdrop ui``. Requests are capped at
-MAX_REQUEST bytes of headers (past that, and for a malformed request, waitress answers 431 or 400 itself)
-and at BUFFERED bytes of body, which the app refuses, with a line in the log, past MAX_REQUEST."""
+MAX_REQUEST bytes of headers and BUFFERED bytes of body: past those, and for a malformed request, waitress
+answers 431, 413 or 400 itself, with a line in the log (the app refuses a body past MAX_REQUEST too)."""
 from __future__ import annotations
 
 import logging
@@ -14,6 +14,23 @@ from focusdrop.bridge.statuspage.app import MAX_REQUEST, create_app
 log = logging.getLogger("focusdrop")
 
 BUFFERED = 1024 * 1024  # bytes of a request body waitress takes in before the app sees the request
+
+
+def _logged_channel() -> type:
+    """waitress's connection class, with a line in the log for each request it refuses itself."""
+    from waitress.channel import HTTPChannel
+    from waitress.task import ErrorTask
+
+    class LoggedError(ErrorTask):
+        def execute(self) -> None:
+            super().execute()
+            error = self.request.error
+            log.warning("status page: %d for a request from %s: %s (%s)", error.code, self.channel.addr[0],
+                        error.reason.lower(), str(error.body)[:200])
+
+    class LoggedChannel(HTTPChannel):
+        error_task_class = LoggedError
+    return LoggedChannel
 
 
 class StatusPage:
@@ -31,6 +48,7 @@ class StatusPage:
                                         max_request_header_size=MAX_REQUEST, max_request_body_size=BUFFERED)
         except OSError as e:
             raise ValueError(f"--ui {address}: cannot listen there ({e.strerror or e})") from None
+        self.server.channel_class = _logged_channel()
         self.url = f"http://{address}/"
         self.thread: threading.Thread | None = None
         log.info("status page: %s%s", self.url, " (every request needs the token)" if settings.ui_token else "")
