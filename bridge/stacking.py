@@ -236,10 +236,9 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
 def stack_record(paths: list[Path], outputs: list[Path], options: StackOptions, worker: str,
                  page: Path | None = None, progress: Progress | None = None) -> dict:
     """A hot-folder job's stack: ``stack_to_file`` with ``overwrite`` (its report page at ``page``, its
-    progress to ``progress``),
-    reduced to what the service keeps: {"written": the paths written, "report": ``report``, "worker":
-    ``worker``}. The result's pixels are released before returning (a cluster task sends only this record
-    back)."""
+    progress to ``progress``), reduced to what the service keeps: {"written": the paths written, "report":
+    ``report``, "worker": ``worker``}. The result's pixels are released before returning (a cluster task
+    sends only this record back)."""
     result, written = stack_to_file(paths, outputs, options, overwrite=True, progress=progress, page=page)
     data = report(result, written)
     del result

@@ -161,7 +161,7 @@ def _describe(info: FrameInfo, thumb_factor: float, timings: Timings, pool: Buff
     height, width, _ = info.shape
     with timings("read"):
         pixels = read_frame(info, preview=max(height, width) >= 2 * REFINE_SIDE,
-                            out=pool.take(info.shape, info.dtype))
+                            out=pool.take(info.shape, info.dtype) if info.kind == "tiff" else None)
     with timings("features"):
         scale = pixels.shape[1] / width
         grey = pixels[..., 0] if pixels.shape[2] == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
@@ -402,7 +402,7 @@ def _prepare(k: int, alignment: Alignment, options: StackOptions, timings: Timin
     info = alignment.frames[k]
     x0, y0, x1, y1 = alignment.box
     with timings("read"):
-        pixels = read_frame(info)  # from the pool too, it was held free beside the others: a higher peak
+        pixels = read_frame(info)  # not pooled: between frames it sat free beside the rest, +140 MB at 24 MP
     with timings("warp"):
         image = warp_to_reference(pixels, alignment.to_ref[k], alignment.box, alignment.gains[k],
                                   info.full_scale, alignment.shading[k],

@@ -19,25 +19,25 @@ STEP_NAMES = {"probe": "reading headers", "read": "decoding frames", "features":
               "convert": "converting", "write": "writing files"}
 
 
+REFERENCE_NOTE = "reference: the others are aligned to it"
+UNUSED_NOTE = "supplies nothing: a wasted exposure, or focused outside the subject's depth"
+
+
 def frame_rows(result: StackResult, data: dict, pictures: Pictures) -> list[dict]:
-    """One row per frame in focus order: name, previews, share, and what is remarkable about it."""
+    """One row per frame in focus order: name, previews, share, a note on the reference and the warnings
+    about it (``flagged`` when there are any)."""
     a = result.alignment
     rows = []
     for k, entry in enumerate(data["frames"]):
         share = pictures.shares[k] if pictures.shares else None
-        notes = []
-        if k == a.reference:
-            notes.append("reference: the others are aligned to it")
         loop = entry["loop_px"]
-        if loop is not None and loop > MAX_LOOP:
-            notes.append(f"alignment uncertain: registered two ways, it lands {loop:.1f} px apart")
-        if share is not None and share < NOTHING:
-            notes.append("supplies nothing: a wasted exposure, or focused outside the subject's depth")
+        warnings = [f"alignment uncertain: registered two ways, it lands {loop:.1f} px apart"] \
+            * (loop is not None and loop > MAX_LOOP) + [UNUSED_NOTE] * (share is not None and share < NOTHING)
         rows.append({"name": entry["file"], "frame": pictures.frames[k] if pictures.frames else None,
                      "mask": pictures.masks[k] if pictures.masks else None, "share": share,
                      "colour": pictures.colours[k] if pictures.colours else None, "matches": entry["matches"],
-                     "loop": loop, "notes": notes, "flagged": any(n.startswith(("alignment", "supplies"))
-                                                                   for n in notes)})
+                     "loop": loop, "note": REFERENCE_NOTE if k == a.reference else "", "warnings": warnings,
+                     "flagged": bool(warnings)})
     return rows
 
 
@@ -50,7 +50,7 @@ def render(title: str, result: StackResult, data: dict, pictures: Pictures, warn
     height, width, _ = a.frames[0].shape
     names = [info.path.name for info in a.frames]
     rows = frame_rows(result, data, pictures)
-    unused = [f"{row['name']}: {note}" for row in rows for note in row["notes"] if note.startswith("supplies")]
+    unused = [f"{row['name']}: {UNUSED_NOTE}" for row in rows if UNUSED_NOTE in row["warnings"]]
     return environment.get_template("page.html.j2").render(
         title=title, made=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), data=data, pictures=pictures,
         rows=rows, warnings=warnings + unused,

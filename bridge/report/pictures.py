@@ -54,8 +54,8 @@ class Pictures:
     """The report's pictures as data: URIs (the result's preview also as a JPEG file's bytes, result_jpeg,
     for the status page's list). crop: the result at 100 % where it has the most fine detail,
     at crop_box (x, y, w, h) in result pixels; depth: the depth map, frame k in colours[k] (hex RGB);
-    frames and masks: per frame in focus order (empty when the method has no depth map); shares: the part
-    of the result each frame supplies, 0-1."""
+    frames: each aligned frame, in focus order; masks and shares: each frame's mask and the part of the
+    result it supplies, 0-1 (depth, colours, masks and shares empty when the method has no depth map)."""
 
     result_jpeg: bytes
     size: tuple[int, int]
