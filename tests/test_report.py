@@ -141,3 +141,16 @@ def test_the_page_opens_offline_in_a_browser_with_every_picture_shown(page_of_a_
     assert page.locator("#warnings").inner_text().count("supplies nothing") == 1
     screenshot(page, "report")
     context.close()
+
+
+def test_frame_rows_name_what_is_remarkable_and_take_frames_without_a_loop():
+    from types import SimpleNamespace
+
+    from focusdrop.bridge.report.page import UNUSED_NOTE, frame_rows
+    result = SimpleNamespace(alignment=SimpleNamespace(reference=1))
+    data = {"frames": [{"file": f"f{k}.tif", "matches": 40, "loop_px": loop} for k, loop in enumerate((None, 0.2, 2.4))]}
+    pictures = SimpleNamespace(shares=[0.5, 0.5, 0.0], frames=[], masks=[], colours=[])
+    rows = frame_rows(result, data, pictures)
+    assert [row["flagged"] for row in rows] == [False, False, True]
+    assert rows[1]["note"].startswith("reference") and rows[0]["note"] == ""
+    assert rows[2]["warnings"] == ["alignment uncertain: registered two ways, it lands 2.4 px apart", UNUSED_NOTE]

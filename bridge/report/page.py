@@ -31,8 +31,11 @@ def frame_rows(result: StackResult, data: dict, pictures: Pictures) -> list[dict
     for k, entry in enumerate(data["frames"]):
         share = pictures.shares[k] if pictures.shares else None
         loop = entry["loop_px"]
-        warnings = [f"alignment uncertain: registered two ways, it lands {loop:.1f} px apart"] \
-            * (loop is not None and loop > MAX_LOOP) + [UNUSED_NOTE] * (share is not None and share < NOTHING)
+        warnings = []
+        if loop is not None and loop > MAX_LOOP:
+            warnings.append(f"alignment uncertain: registered two ways, it lands {loop:.1f} px apart")
+        if share is not None and share < NOTHING:
+            warnings.append(UNUSED_NOTE)
         rows.append({"name": entry["file"], "frame": pictures.frames[k] if pictures.frames else None,
                      "mask": pictures.masks[k] if pictures.masks else None, "share": share,
                      "colour": pictures.colours[k] if pictures.colours else None, "matches": entry["matches"],
