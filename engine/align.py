@@ -73,12 +73,30 @@ def _reduce(grey: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     return cv2.resize(grey, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA), factor
 
 
-def frame_key(grey: np.ndarray, full_size: tuple[int, int] | None = None) -> FrameKey:
+def key_image(pixels: np.ndarray) -> tuple[np.ndarray, int]:
+    """A 16-bit frame area-averaged by the largest whole factor k that keeps it at least twice REFINE_SIDE
+    long, so that the key's own reduction is still one area average over two or more pixels each way; and
+    k (1: the frame as it is). pixels: (H, W, C); returns (H // k, W // k, C). On a 24 MP frame, this and
+    the grey conversion take 15 ms where converting and reducing the whole frame took 39 ms; the frames'
+    transforms move by at most 0.004 px. An 8-bit frame is left whole: rounded to 8 bits again, its average
+    would lose what averaging gains."""
+    k = max(pixels.shape[:2]) // (2 * REFINE_SIDE)
+    if k < 2 or pixels.dtype != np.uint16:
+        return pixels, 1
+    height, width = pixels.shape[0] // k, pixels.shape[1] // k
+    reduced = cv2.resize(pixels[:height * k, :width * k], (width, height), interpolation=cv2.INTER_AREA)
+    return reduced.reshape(height, width, pixels.shape[2]), k
+
+
+def frame_key(grey: np.ndarray, full_size: tuple[int, int] | None = None, scale: float | None = None
+              ) -> FrameKey:
     """Keypoints and ECC image of one frame. grey: (H, W) uint8 or uint16 (white: the type's largest
     value), or float32 in [0, 1]; full resolution or, if ``full_size`` (width, height) says otherwise, the
-    frame reduced as cv2.resize's INTER_AREA would (a raw preview: each 2x2 block of the sensor one pixel).
+    frame reduced as cv2.resize's INTER_AREA would (a raw preview: each 2x2 block of the sensor one pixel;
+    key_image's) by ``scale`` (grey's pixels per frame pixel; default: the ratio of their widths).
     Positions in the key are full-resolution pixels."""
-    scale = 1.0 if full_size is None else grey.shape[1] / full_size[0]
+    if scale is None:
+        scale = 1.0 if full_size is None else grey.shape[1] / full_size[0]
     white = np.iinfo(grey.dtype).max if grey.dtype.kind == "u" else 1.0
     if grey.dtype != np.uint16:  # 16 bits are reduced as they are (a 24 MP float copy took 70 ms); 8 bits
         grey = grey.astype(np.float32, copy=False)  # in float, unrounded

@@ -24,7 +24,7 @@ import numpy as np
 
 from focusdrop.engine import geometry
 from focusdrop.engine.align import (REFINE_SIDE, AlignmentError, FrameKey, ecc_alone, featureless, frame_key,
-                                    match_features, register_pair)
+                                    key_image, match_features, register_pair)
 from focusdrop.engine.buffers import BufferPool
 from focusdrop.engine.crop import NoCommonArea, common_area
 from focusdrop.engine.depthmap import DepthmapFusion
@@ -164,10 +164,11 @@ def _describe(info: FrameInfo, thumb_factor: float, timings: Timings, pool: Buff
                             out=pool.take(info.shape, info.dtype) if info.kind == "tiff" else None)
     with timings("features"):
         scale = pixels.shape[1] / width
-        grey = pixels[..., 0] if pixels.shape[2] == 1 else cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
         thumb = thumbnail(pixels, thumb_factor / scale, thumbnail_size(width, height, thumb_factor))
-        key = frame_key(grey, (width, height))
+        reduced, k = key_image(pixels)
+        grey = reduced[..., 0] if reduced.shape[2] == 1 else cv2.cvtColor(reduced, cv2.COLOR_RGB2GRAY)
         pool.give(pixels)
+        key = frame_key(grey, (width, height), scale / k)
     return key, thumb
 
 

@@ -112,6 +112,23 @@ def test_a_frame_without_keypoints_has_an_empty_key(pixels):
         match_features(key, key)
 
 
+def test_key_image_averages_large_16_bit_frames_by_a_whole_factor():
+    """Frames at least three times 2 x REFINE_SIDE long are area-averaged by 3 (the rows and columns past a
+    whole block are dropped); 8-bit and smaller frames come back as they are."""
+    from focusdrop.engine.align import REFINE_SIDE, key_image
+    side = 3 * 2 * REFINE_SIDE + 2
+    pixels = np.random.default_rng(0).integers(0, 65536, (side, 7, 3), dtype=np.uint16)
+    reduced, k = key_image(pixels)
+    assert k == 3 and reduced.shape == (side // 3, 2, 3)
+    blocks = pixels[:side // 3 * 3, :6].reshape(side // 3, 3, 2, 3, 3).astype(np.float64).mean(axis=(1, 3))
+    assert np.abs(reduced - blocks).max() <= 0.5
+    grey, k = key_image(pixels[..., :1])
+    assert k == 3 and grey.shape == (side // 3, 2, 1)
+    for same in (pixels[: 4 * REFINE_SIDE - 1], (pixels >> 8).astype(np.uint8)):
+        reduced, k = key_image(same)
+        assert reduced is same and k == 1
+
+
 def _chain_strengths(order: list[int], matches: int = 100) -> dict:
     """Matches as a bracket in focus ``order`` gives them: frames k apart in focus match 100 / k times,
     keyed by file-order pairs (i, j), i > j, within engine.order.BAND of each other."""
