@@ -42,7 +42,8 @@ class DepthmapFusion:
         self._sum = np.zeros((h, w, channels), np.float32)    # sum of w_k * I_k
         self._weight = np.zeros((h, w), np.float32)            # sum of w_k
         self._best = np.zeros((h, w), np.float32)              # largest focus so far
-        self._focus_sum = np.zeros((h, w), np.float32)         # sum of the frames' focus
+        self._focus_sum = np.zeros((h // 2 or 1, w // 2 or 1), np.float32)  # sum of the frames' focus, at half
+        # size: only its blur at CONTRAST_SIGMAS is used (69 MB less at 24 MP)
         self._count = 0
         self._depth = np.zeros((h, w), np.uint8)               # index of the frame that had it
         self._band = np.empty((BAND_ROWS, w, channels), np.float32)  # a band of the weight, once per channel
@@ -72,7 +73,7 @@ class DepthmapFusion:
         if index > 255:
             raise ValueError("depth-map fusion takes up to 256 frames")
         np.copyto(self._depth, np.uint8(index), where=focus > self._best)
-        self._focus_sum += focus
+        self._focus_sum += cv2.resize(focus, self._focus_sum.shape[::-1], interpolation=cv2.INTER_AREA)
         self._count += 1
         np.maximum(self._best, focus, out=self._best)
         weight = focus
@@ -122,7 +123,9 @@ class DepthmapFusion:
         for sigma in CONTRAST_SIGMAS:
             best = (self._sharpness() * (self._floor * self._scale) if sigma == CONFIDENCE_SIGMA  # blurred once
                     else cv2.GaussianBlur(self._best, (0, 0), sigma))
-            mean = cv2.GaussianBlur(self._focus_sum, (0, 0), sigma) * np.float32(1.0 / self._count)
+            half = cv2.GaussianBlur(self._focus_sum, (0, 0), sigma * self._focus_sum.shape[1] / best.shape[1])
+            mean = cv2.resize(half, best.shape[::-1], interpolation=cv2.INTER_LINEAR)
+            mean *= np.float32(1.0 / self._count)
             ratio = best / np.maximum(mean, np.float32(1e-30))
             contrast = ratio if contrast is None else np.minimum(contrast, ratio, out=contrast)
         contrast -= CLEAR_BELOW

@@ -16,6 +16,7 @@ NEARBY_FRACTION = 1 / 40  # sigma of the wide focus spread, as a fraction of the
 NEARBY_SIGMA_STEPS = 6.0  # grid steps to that sigma where it is made (a bilinear rise from there is smooth)
 _DISC9 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
 SHOULDER_SIGMA = 2.0  # px, the blur after the local minimum
+FOCUS_BAND = 256  # rows measured at a time by frame_focus
 
 
 def luminance(image: np.ndarray) -> np.ndarray:
@@ -38,6 +39,27 @@ def focus_measure(grey: np.ndarray, noise_sigma: float = 0.7, spread_sigma: floa
     cv2.GaussianBlur(b, (0, 0), spread_sigma, dst=a, borderType=cv2.BORDER_REFLECT101)
     cv2.erode(a, _DISC9, dst=b)
     return cv2.GaussianBlur(b, (0, 0), SHOULDER_SIGMA, dst=a, borderType=cv2.BORDER_REFLECT101)
+
+
+def frame_focus(image: np.ndarray, noise_sigma: float = 0.7, spread_sigma: float = 3.0) -> np.ndarray:
+    """focus_measure of the image's luminance, measured FOCUS_BAND rows at a time, each band with the rows
+    around it that reach it through the filters: the same values as on the whole frame, without holding
+    the frame's luminance and the measure's second plane (184 MB at 24 MP, where this holds 92 MB and two
+    bands of 7 MB). image: (H, W, C) float32 in [0, 1]. Returns (H, W) float32 >= 0."""
+    height = image.shape[0]
+    reach = _radius(noise_sigma) + 1 + _radius(spread_sigma) + _DISC9.shape[0] // 2 + _radius(SHOULDER_SIGMA)
+    focus = np.empty(image.shape[:2], np.float32)
+    for top in range(0, height, FOCUS_BAND):
+        bottom = min(height, top + FOCUS_BAND)
+        start, stop = max(0, top - reach), min(height, bottom + reach)
+        band = focus_measure(luminance(image[start:stop]), noise_sigma, spread_sigma, in_place=True)
+        focus[top:bottom] = band[top - start:bottom - start]
+    return focus
+
+
+def _radius(sigma: float) -> int:
+    """Rows each side that cv2.GaussianBlur's kernel reaches for float images at ``sigma``."""
+    return (round(sigma * 8 + 1) | 1) // 2
 
 
 def nearby_focus(focus: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from focusdrop.engine.buffers import BufferPool
 from focusdrop.engine.crop import NoCommonArea, common_area
 from focusdrop.engine.depthmap import DepthmapFusion
 from focusdrop.engine.exposure import exposure_gains, thumbnail, thumbnail_factor, thumbnail_size
-from focusdrop.engine.focus import focus_measure, luminance, nearby_focus
+from focusdrop.engine.focus import frame_focus, nearby_focus
 from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError, FrameInfo, Hint
 from focusdrop.engine.frames import check_stack, probe_frame, read_frame
 from focusdrop.engine.order import (BAND, Matched, all_pairs, clearly_better, components, file_order_holds,
@@ -412,7 +412,7 @@ def _prepare(k: int, alignment: Alignment, options: StackOptions, timings: Timin
     if options.method != "depthmap":
         return image, None, None
     with timings("focus"):
-        focus = focus_measure(luminance(image), options.noise_sigma, options.spread_sigma, in_place=True)
+        focus = frame_focus(image, options.noise_sigma, options.spread_sigma)
         if not options.crop:
             height, width, _ = info.shape
             focus *= coverage(alignment.to_ref[k], alignment.box, width, height)
