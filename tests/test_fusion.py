@@ -1,10 +1,12 @@
 """Fusion on small arrays: the weight maps, the layer masks and the pyramid, checked exactly."""
 import cv2
 import numpy as np
+import pytest
 
 from focusdrop.engine.depthmap import DepthmapFusion
 from focusdrop.engine.masks import owner_map, region_masks
-from focusdrop.engine.focus import focus_measure, nearby_focus
+from focusdrop.engine import focus
+from focusdrop.engine.focus import focus_measure, frame_focus, luminance, nearby_focus
 from focusdrop.engine.pyramid import PyramidFusion, collapse, laplacian_pyramid
 from focusdrop.engine.shading import shading_fields
 
@@ -67,6 +69,15 @@ def test_flat_frames_weigh_the_same():
     for k, image in enumerate(flat):
         _add(fusion, image, np.zeros((10, 10), np.float32), k)
     assert np.allclose(fusion.result(), 0.4, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows, channels, sigmas", [(300, 3, (0.7, 3.0)), (517, 1, (1.3, 4.5)), (40, 3, (1.0, 2.0))])
+def test_the_focus_measured_in_bands_is_the_whole_frames(monkeypatch, rows, channels, sigmas):
+    """frame_focus's bands (64 rows here, the last one short) give the same values as the whole frame."""
+    monkeypatch.setattr(focus, "FOCUS_BAND", 64)
+    image = cv2.GaussianBlur(np.random.default_rng(3).random((rows, 90, channels), dtype=np.float32), (0, 0), 1.2)
+    image = image.reshape(rows, 90, channels)
+    assert np.array_equal(frame_focus(image, *sigmas), focus_measure(luminance(image), *sigmas))
 
 
 def test_pyramid_collapse_inverts_decomposition_on_odd_sizes():
