@@ -16,7 +16,8 @@ NEARBY_FRACTION = 1 / 40  # sigma of the wide focus spread, as a fraction of the
 NEARBY_SIGMA_STEPS = 6.0  # grid steps to that sigma where it is made (a bilinear rise from there is smooth)
 _DISC9 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (9, 9))
 SHOULDER_SIGMA = 2.0  # px, the blur after the local minimum
-FOCUS_BAND = 256  # rows measured at a time by frame_focus
+FOCUS_BAND = 512  # rows measured at a time by frame_focus: on 6 MP frames 0.037 s where the whole frame took
+# 0.051 s (256 rows: 0.059 s); on 24 MP frames 0.23 s where the whole took 0.19 s
 
 
 def luminance(image: np.ndarray) -> np.ndarray:
@@ -45,7 +46,7 @@ def frame_focus(image: np.ndarray, noise_sigma: float = 0.7, spread_sigma: float
     """focus_measure of the image's luminance, measured FOCUS_BAND rows at a time, each band with the rows
     around it that reach it through the filters: the same values as on the whole frame, without holding
     the frame's luminance and the measure's second plane (184 MB at 24 MP, where this holds 92 MB and two
-    bands of 7 MB). image: (H, W, C) float32 in [0, 1]. Returns (H, W) float32 >= 0."""
+    bands of 14 MB). image: (H, W, C) float32 in [0, 1]. Returns (H, W) float32 >= 0."""
     height = image.shape[0]
     reach = _radius(noise_sigma) + 1 + _radius(spread_sigma) + _DISC9.shape[0] // 2 + _radius(SHOULDER_SIGMA)
     focus = np.empty(image.shape[:2], np.float32)
