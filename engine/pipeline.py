@@ -172,29 +172,77 @@ def _describe(info: FrameInfo, thumb_factor: float, timings: Timings, pool: Buff
     return key, thumb
 
 
+class FrameAligner:
+    """Pass 1 fed one frame at a time: each frame added is described (its registration key and thumbnail)
+    and matched, on two threads, with the BAND frames added before it; ``finish`` registers them all. The
+    frames may be added as they arrive (live stacking), in any order: the order they are added in is the
+    order given (``options.order``). All frames must have the first frame's size, channels and bit depth.
+    """
+
+    def __init__(self, options: StackOptions, timings: Timings | None = None):
+        self.options = options
+        self.timings = timings if timings is not None else Timings()
+        self.infos: list[FrameInfo] = []
+        self._keys: list[FrameKey] = []
+        self._thumbs: list[np.ndarray] = []
+        self._jobs: dict[tuple[int, int], Future] = {}  # frames near in arrival order, matched as they come
+        self._pairs = ThreadPoolExecutor(max_workers=2)
+        self._buffers = BufferPool()  # each frame is decoded into the memory of one decoded before
+
+    def describe(self, info: FrameInfo) -> tuple[FrameKey, np.ndarray]:
+        """Read a frame and make its key and thumbnail (safe on any thread: add's first half, to overlap
+        reading the next frame with matching this one)."""
+        height, width, _ = info.shape
+        return _describe(info, thumbnail_factor(width, height), self.timings, self._buffers)
+
+    def add(self, info: FrameInfo, described: tuple[FrameKey, np.ndarray] | None = None) -> None:
+        """Take in a frame (``described``: what ``describe`` made of it, if already made). Raises
+        FrameError for a frame that does not match the first."""
+        if self.infos:
+            check_stack([self.infos[0], info])
+        key, thumb = described if described is not None else self.describe(info)
+        i = len(self._keys)
+        self.infos.append(info)
+        self._keys.append(key)
+        self._thumbs.append(thumb)
+        for j in range(max(0, i - BAND), i):
+            self._jobs[i, j] = self._pairs.submit(_early_pair, self._keys, (i, j))
+
+    def finish(self) -> Alignment:
+        """Register the frames taken in: the focus order, the reference, the transforms, the loop check,
+        exposure and the common area. Raises FrameError (fewer than 2 frames, no common area)."""
+        matched, early = {}, {}
+        try:
+            check_stack(self.infos)
+            for pair, job in self._jobs.items():
+                matched[pair], registered = job.result()
+                if registered is not None:
+                    early[pair] = registered
+        finally:
+            self._pairs.shutdown(cancel_futures=True)
+            self._jobs = {}
+        return _register(self.infos, self._keys, self._thumbs, matched, early, self.options, self.timings)
+
+
 def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progress = _no_progress,
                  timings: Timings | None = None) -> Alignment:
     """Pass 1: register every frame to the reference, find the focus order, measure exposure gains and
     the common area. The frames come back in focus order (``options.order``)."""
-    timings = timings if timings is not None else Timings()
-    buffers = BufferPool()  # each frame is decoded into the memory of one decoded before
+    aligner = FrameAligner(options, timings)
+    for i, (info, described) in enumerate(zip(infos, ordered_map(aligner.describe, infos))):
+        aligner.add(info, described)
+        progress("align", i + 1, len(infos))
+    return aligner.finish()
+
+
+def _register(infos: list[FrameInfo], keys: list[FrameKey], thumbs: list[np.ndarray],
+              matched: dict[tuple[int, int], Matched], early: dict[tuple[int, int], tuple],
+              options: StackOptions, timings: Timings) -> Alignment:
+    """Pass 1 once every frame is described: FrameAligner.finish's work. matched: the pairs' keypoint
+    matches so far (i > j); early: the registrations made as frames came. Empties ``keys`` and ``thumbs``
+    as soon as they are used."""
     height, width, _ = infos[0].shape
     thumb_factor = thumbnail_factor(width, height)
-    keys, thumbs = [], []
-    described = ordered_map(partial(_describe, thumb_factor=thumb_factor, timings=timings, pool=buffers), infos)
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        jobs: dict[tuple[int, int], Future] = {}  # frames near in file order, matched while frames are read
-        for i, (key, thumb) in enumerate(described):
-            progress("align", i + 1, len(infos))
-            keys.append(key)
-            thumbs.append(thumb)
-            for j in range(max(0, i - BAND), i):
-                jobs[i, j] = pool.submit(_early_pair, keys, (i, j))
-        matched, early = {}, {}
-        for pair, job in jobs.items():
-            matched[pair], registered = job.result()
-            if registered is not None:
-                early[pair] = registered
     with timings("register"):
         strength = strength_matrix(len(keys), matched)
         if options.order == "auto" and len(keys) > BAND + 1 and not file_order_holds(strength):
@@ -208,15 +256,16 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
         to_ref, matches, residuals = _chain(keys, matched, early, strength, order, attached, reference)
     order = _check_loops(infos, order, reference, residuals, options)
     skipped = [infos[k] for k in range(len(infos)) if k not in order]
-    del keys
+    keys.clear()
     kept = [infos[k] for k in order]
-    thumbs = [thumbs[k] for k in order]
+    ordered = [thumbs[k] for k in order]
+    thumbs.clear()
     to_ref_list = np.array([to_ref[k] for k in order])
     ref_index = order.index(reference)
     with timings("exposure"):
-        gains = exposure_gains(thumbs, to_ref_list, ref_index, thumb_factor)
-        shading = shading_fields(thumbs, to_ref_list, ref_index, thumb_factor, gains)
-        del thumbs
+        gains = exposure_gains(ordered, to_ref_list, ref_index, thumb_factor)
+        shading = shading_fields(ordered, to_ref_list, ref_index, thumb_factor, gains)
+        del ordered
     try:
         box = common_area(to_ref_list, width, height) if options.crop else (0, 0, width, height)
     except NoCommonArea as e:

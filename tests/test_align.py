@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+import tifffile
 
 from focusdrop.bridge.samples import write_bracket
 from conftest import REAL_DATA, focusdrop, psnr, to_unit
@@ -69,6 +70,50 @@ def test_shuffled_names_give_the_same_result(tmp_path, heavy):
     assert "focus order estimated" in run.stderr and "(to keep the file order: --order name)" in run.stderr
     assert [SHUFFLE[int(name[4:6])] for name in orders[1]] in (list(range(8)), list(range(8))[::-1])
     assert scores[1] > scores[0] - 0.3, scores
+
+
+def test_frames_taken_one_at_a_time_align_as_a_batch(heavy):
+    """FrameAligner fed frame by frame, as a live bracket arrives, gives align_frames' alignment exactly."""
+    from focusdrop.engine.pipeline import FrameAligner
+    _, root = heavy
+    infos = [probe_frame(p) for p in sorted((root / "ordered").glob("*.tif"))]
+    batch = align_frames(infos, StackOptions())
+    aligner = FrameAligner(StackOptions())
+    for info in infos:
+        aligner.add(info)
+    live = aligner.finish()
+    assert [i.path for i in live.frames] == [i.path for i in batch.frames] and live.box == batch.box
+    assert np.array_equal(live.to_ref, batch.to_ref) and np.array_equal(live.gains, batch.gains)
+
+
+def test_frames_arriving_out_of_focus_order_find_it(heavy):
+    """Frames added in shuffled order come back in focus order, registered as well as in order."""
+    from focusdrop.engine.pipeline import FrameAligner
+    truth, root = heavy
+    paths = sorted((root / "ordered").glob("*.tif"))
+    aligner = FrameAligner(StackOptions())
+    for k in SHUFFLE:
+        aligner.add(probe_frame(paths[k]))
+    alignment = aligner.finish()
+    focus_index = [paths.index(info.path) for info in alignment.frames]
+    assert focus_index in (list(range(HEAVY.frames)), list(range(HEAVY.frames))[::-1])
+    assert max(_corner_errors(alignment, truth, focus_index)) < 0.5
+
+
+def test_a_frame_unlike_the_first_is_refused_as_it_arrives(tmp_path, heavy):
+    """A frame of another size is refused when added, naming it; a bracket of one frame when finished."""
+    from focusdrop.engine.frameinfo import FrameError
+    from focusdrop.engine.pipeline import FrameAligner
+    _, root = heavy
+    first = probe_frame(sorted((root / "ordered").glob("*.tif"))[0])
+    small = tmp_path / "small.tif"
+    tifffile.imwrite(small, np.zeros((90, 120, 3), np.uint8), photometric="rgb")
+    aligner = FrameAligner(StackOptions())
+    aligner.add(first)
+    with pytest.raises(FrameError, match=r"small\.tif.*size 120x90 differs"):
+        aligner.add(probe_frame(small))
+    with pytest.raises(FrameError, match="at least 2 frames"):
+        aligner.finish()
 
 
 def test_file_order_is_kept_when_forced(heavy):
