@@ -2,13 +2,18 @@
 
 The bracket is written to disk first (uncompressed 16-bit TIFF, as a raw-converter export, or with --raw
 14-bit DNG, whose decoding time per frame is reported); the stack then runs in a child process so that its
-peak resident memory is its own, not the generator's.
+peak resident memory is its own, not the generator's. With --live, a ``focusdrop watch`` child process is
+fed the frames instead, one every --interval seconds, as tethered shooting lands them: into a live job
+folder whose manifest gives the count, or with --no-count loose into the hot folder (the quiet period
+then ends the bracket); printed is the time from the last frame's rename to the result's.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -46,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench: generated {spec.frames} frames of {width}x{height} "
               f"{'DNG' if args.raw else f'{spec.bit_depth}-bit'} in {time.perf_counter() - started:.1f} s",
               file=sys.stderr)
+        if args.live:
+            return _live(args, spec, bracket, folder)
         result, report = folder / f"result.{args.format}", folder / "report.json"
         command = [sys.executable, "-m", "focusdrop.bridge.cli", "stack", str(bracket), "-o", str(result),
                    "--method", args.method, "--timings", "--overwrite", "--report", str(report)]
@@ -66,4 +73,45 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if not args.dir:
             shutil.rmtree(folder, ignore_errors=True)
+    return 0
+
+
+def _live(args: argparse.Namespace, spec: BracketSpec, bracket: Path, folder: Path) -> int:
+    """Feed ``bracket`` into a watched hot folder as tethered shooting would; print the time from the last
+    frame's rename to the result's."""
+    from focusdrop.engine.frames import list_frames
+    inbox, out, log = folder / "In", folder / "Out", folder / "watch.log"
+    shutil.rmtree(inbox, ignore_errors=True)
+    shutil.rmtree(out, ignore_errors=True)
+    inbox.mkdir()
+    frames = list_frames(bracket)
+    target = inbox if args.no_count else inbox / "bench.partial"
+    if not args.no_count:
+        target.mkdir()
+        (target / "manifest.json").write_text(json.dumps({"count": len(frames)}))
+    result = out / f"{frames[0].stem if args.no_count else 'bench'}.{args.format}"
+    with open(log, "w") as output:
+        service = subprocess.Popen([sys.executable, "-m", "focusdrop.bridge.cli", "watch", str(inbox), "--out",
+                                    str(out), "--format", args.format, "--quiet", f"{args.quiet:g}"],
+                                   stdout=output, stderr=output)
+    try:
+        while "watching" not in log.read_text():
+            time.sleep(0.05)
+        for k, frame in enumerate(frames):
+            time.sleep(args.interval if k else 0.0)
+            shutil.copyfile(frame, target / (frame.name + ".tmp"))
+            os.rename(target / (frame.name + ".tmp"), target / frame.name)
+        last = time.perf_counter()
+        while not result.exists() and service.poll() is None:
+            time.sleep(0.01)
+        after = time.perf_counter() - last
+    finally:
+        service.send_signal(signal.SIGTERM)
+        service.wait()
+    if not result.exists():
+        print(f"bench: the service stopped without a result; its log: {log}", file=sys.stderr)
+        return 1
+    how = "loose, the quiet period " + f"{args.quiet:g} s" if args.no_count else "with a count"
+    print(f"bench --live: {spec.frames} x {spec.width}x{spec.height} {spec.bit_depth}-bit, {args.interval:g} s "
+          f"apart, {how}: the {args.format.upper()} {after:.2f} s after the last frame")
     return 0

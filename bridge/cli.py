@@ -216,6 +216,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", choices=[m.value for m in setting.Method], default="depthmap")
     p.add_argument("--format", choices=("tif", "psd"), default="tif", help="result format (default tif)")
     p.add_argument("--raw", action="store_true", help="a DNG bracket (Bayer, 14-bit): reports the decoding time")
+    p.add_argument("--live", action="store_true", help="feed the frames to a watched hot folder as tethered "
+                   "shooting does; time the result after the last frame")
+    p.add_argument("--interval", type=float, default=1.0, help="with --live: seconds between frames (default 1)")
+    p.add_argument("--no-count", action="store_true", help="with --live: loose frames, no manifest count (the "
+                   "quiet period ends the bracket)")
+    p.add_argument("--quiet", type=float, default=3.0, help="with --live: the service's quiet period (default 3)")
     p.add_argument("--dir", help="keep the bracket here (default: a temporary folder, removed after)")
     p.set_defaults(run=run_bench)
     return parser

@@ -17,7 +17,7 @@ from focusdrop.bridge.report.pictures import FramePreviews
 from focusdrop.bridge.settings import FLAT_ONLY
 from focusdrop.engine.frameinfo import FrameInfo
 from focusdrop.engine.masks import region_masks
-from focusdrop.engine.pipeline import LayerSink, Progress, StackOptions, StackResult, stack
+from focusdrop.engine.pipeline import FrameAligner, LayerSink, Progress, StackOptions, StackResult, stack
 from focusdrop.engine.psd import LayeredDocument
 from focusdrop.engine.save import FLAT_SUFFIXES, to_integer, write_durably, write_image
 from focusdrop.engine.xmp import capture_properties, result_xmp
@@ -182,12 +182,13 @@ def report(result: StackResult, outputs: list[Path]) -> dict:
 
 def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions, depthmap: Path | None = None,
                   report_path: Path | None = None, overwrite: bool = False, progress: Progress | None = None,
-                  page: Path | None = None) -> tuple[StackResult, list[Path]]:
+                  page: Path | None = None, taken: FrameAligner | None = None) -> tuple[StackResult, list[Path]]:
     """Stack ``paths`` (in focus order) into each of ``outputs`` (one layered document at most, and flat
     files); optionally write the depth map, a JSON report and the report ``page`` (bridge.report, with the
     result's preview beside it, named as the page with .jpg); existing files are replaced only with
     ``overwrite``. Every file is written durably under a temporary name and renamed into place.
-    ``progress``: the engine's progress callback. Returns the result and the paths written."""
+    ``progress``: the engine's progress callback; ``taken``: engine.pipeline.stack's. Returns the result and
+    the paths written."""
     checks = [(p, OUTPUT_SUFFIXES) for p in outputs] + [(depthmap, DEPTHMAP_SUFFIXES)] * bool(depthmap)
     checks += [(report_path, (".json",))] * bool(report_path)
     checks += [(page, PAGE_SUFFIXES), (page.with_suffix(".jpg"), (".jpg",))] if page else []
@@ -203,7 +204,8 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
     sinks = [sink for sink in (layers, previews) if sink is not None]
     try:
         with StackWarnings() as warnings:
-            result = stack(paths, options, progress or (lambda step, done, total: None), on_layer=_each(sinks))
+            result = stack(paths, options, progress or (lambda step, done, total: None), on_layer=_each(sinks),
+                           taken=taken)
     except BaseException:
         if layers is not None and layers.document is not None:
             layers.document.close()
@@ -234,12 +236,14 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
 
 
 def stack_record(paths: list[Path], outputs: list[Path], options: StackOptions, worker: str,
-                 page: Path | None = None, progress: Progress | None = None) -> dict:
+                 page: Path | None = None, progress: Progress | None = None, taken: FrameAligner | None = None
+                 ) -> dict:
     """A hot-folder job's stack: ``stack_to_file`` with ``overwrite`` (its report page at ``page``, its
-    progress to ``progress``), reduced to what the service keeps: {"written": the paths written, "report":
-    ``report``, "worker": ``worker``}. The result's pixels are released before returning (a cluster task
-    sends only this record back)."""
-    result, written = stack_to_file(paths, outputs, options, overwrite=True, progress=progress, page=page)
+    progress to ``progress``, the pass 1 ``taken`` as its frames arrived), reduced to what the service
+    keeps: {"written": the paths written, "report": ``report``, "worker": ``worker``}. The result's pixels
+    are released before returning (a cluster task sends only this record back)."""
+    result, written = stack_to_file(paths, outputs, options, overwrite=True, progress=progress, page=page,
+                                    taken=taken)
     data = report(result, written)
     del result
     release_freed_memory()

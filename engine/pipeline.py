@@ -15,7 +15,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -133,19 +133,30 @@ def _no_progress(step: str, done: int, total: int) -> None:
 
 
 def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: Progress = _no_progress,
-          on_layer: LayerSink | None = None) -> StackResult:
-    """Align and fuse a focus bracket given in focus order. Raises FrameError for any bad frame."""
+          on_layer: LayerSink | None = None, taken: FrameAligner | None = None) -> StackResult:
+    """Align and fuse a focus bracket given in focus order. Raises FrameError for any bad frame.
+
+    taken: pass 1 already fed these very frames as they arrived (live stacking, with these options); it is
+    finished here instead of reading the frames again. Otherwise (or if it took other frames) pass 1 runs.
+    """
     if options.method not in METHODS:
         raise ValueError(f"unknown method {options.method!r}; choose one of {', '.join(METHODS)}")
     if options.reference is not None and not 0 <= options.reference < len(paths):
         raise ValueError(f"reference frame {options.reference} is outside the stack of {len(paths)} frames")
-    timings = Timings()
-    with timings("probe"):
-        infos = [probe_frame(p, options.max_megapixels) for p in paths]
-        check_stack(infos)
-        infos = same_settings(infos, len(infos) // 2 if options.reference is None else options.reference,
-                              options.white_balance)
-    alignment = align_frames(infos, options, progress, timings)
+    if taken is not None and [info.path for info in taken.infos] == list(paths):
+        alignment = taken.finish()
+        timings = taken.timings
+        infos = alignment.frames
+    else:
+        if taken is not None:
+            taken.close()
+        timings = Timings()
+        with timings("probe"):
+            infos = [probe_frame(p, options.max_megapixels) for p in paths]
+            check_stack(infos)
+            infos = same_settings(infos, len(infos) // 2 if options.reference is None else options.reference,
+                                  options.white_balance)
+        alignment = align_frames(infos, options, progress, timings)
     image, depth, pyramid = fuse_frames(alignment, options, progress, timings, on_layer)
     with timings("convert"):
         pixels = to_integer(image, infos[0].dtype)
@@ -208,6 +219,14 @@ class FrameAligner:
         for j in range(max(0, i - BAND), i):
             self._jobs[i, j] = self._pairs.submit(_early_pair, self._keys, (i, j))
 
+    def moved(self, folder: Path) -> None:
+        """The frames taken in were moved, under the same names, into ``folder``."""
+        self.infos = [replace(info, path=folder / info.path.name) for info in self.infos]
+
+    def close(self) -> None:
+        """Let go of the matching threads, for frames that will not be finished."""
+        self._pairs.shutdown(cancel_futures=True)
+
     def finish(self) -> Alignment:
         """Register the frames taken in: the focus order, the reference, the transforms, the loop check,
         exposure and the common area. Raises FrameError (fewer than 2 frames, no common area)."""
@@ -219,7 +238,7 @@ class FrameAligner:
                 if registered is not None:
                     early[pair] = registered
         finally:
-            self._pairs.shutdown(cancel_futures=True)
+            self.close()
             self._jobs = {}
         return _register(self.infos, self._keys, self._thumbs, matched, early, self.options, self.timings)
 

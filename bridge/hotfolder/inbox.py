@@ -11,9 +11,13 @@ which are not image names and so are never candidates). Then:
   export stalled on a network share) holds back the newest burst until ``give_up``; one that is empty or
   not a readable image, for the quiet period only. Once unchanged for ``give_up`` seconds it is returned
   as a stack of its own with its problem, which the service sends to failed/ with an error.txt;
-- a job folder NAME/ (never NAME.partial/) is ready when it was renamed from NAME.partial/ or carries a
-  manifest.json and its files are settled, or otherwise once it has been quiet for the quiet period and
-  every frame in it opens complete (or ``give_up`` has passed: it then fails, naming the frame).
+- a job folder NAME/ is ready when it was renamed from NAME.partial/ or carries a manifest.json and its
+  files are settled, or otherwise once it has been quiet for the quiet period and every frame in it opens
+  complete (or ``give_up`` has passed: it then fails, naming the frame);
+- a NAME.partial/ folder is left alone unless its manifest gives the bracket's frame ``count`` (live
+  stacking): then each frame in it is reported in ``live`` as soon as it opens complete (no settling: the
+  service aligns it at once), and the folder is ready once ``count`` frames are complete, or fails once it
+  has not changed for ``give_up`` seconds with fewer.
 """
 from __future__ import annotations
 
@@ -27,7 +31,7 @@ from typing import Callable
 from focusdrop.bridge.hotfolder.grouping import LooseFrame, split_bursts
 from focusdrop.bridge.hotfolder.layout import PARTIAL, RESERVED
 from focusdrop.bridge.hotfolder.manifest import MANIFEST, Manifest, read_manifest
-from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError, IncompleteFrame
+from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError, FrameInfo, IncompleteFrame
 from focusdrop.engine.frames import IMAGE_SUFFIXES, capture_time, list_frames, probe_frame
 
 log = logging.getLogger("focusdrop")
@@ -58,6 +62,7 @@ class _Seen:
     signature: tuple
     changed: float
     frame: LooseFrame | None = None
+    info: FrameInfo | None = None  # a live folder's frame, once it opens complete
     problem: str = ""  # why it does not open as a complete frame (loose files), "" if it does
     cut_short: bool = False  # its header opens but its data stops short
 
@@ -80,6 +85,8 @@ class Inbox:
         self.quiet, self.gap, self.give_up, self.clock = quiet, gap, max(give_up, quiet), clock
         self._seen: dict[Path, _Seen] = {}
         self._renamed: set[Path] = set()
+        self.live: dict[Path, tuple[Manifest, list[FrameInfo]]] = {}  # live folder: its complete frames, as
+        # they came
 
     def renamed_from_partial(self, folder: Path) -> None:
         """Note that ``folder`` appeared by renaming NAME.partial/: the exporter's completion signal."""
@@ -88,20 +95,23 @@ class Inbox:
     def scan(self) -> list[ReadyStack]:
         """Look at the folder once; return the stacks that are ready, oldest first."""
         now = self.clock()
-        loose, folders = [], []
+        loose, folders, partials = [], [], []
         with os.scandir(self.hot_folder) as entries:
             for entry in entries:
                 path = Path(entry.path)
                 if entry.is_dir(follow_symlinks=False):
-                    if not (entry.name.startswith(".") or entry.name in self.ignore or entry.name.endswith(PARTIAL)):
-                        folders.append(path)
+                    if not (entry.name.startswith(".") or entry.name in self.ignore):
+                        (partials if entry.name.endswith(PARTIAL) else folders).append(path)
                 elif is_frame_name(path):
                     loose.append(path)
-        present = set(loose) | set(folders)
+        self._renamed &= set(folders)
+        self.live = {}
+        ready = self._ready_loose(loose, now) + [s for s in (self._ready_folder(f, now) for f in folders) if s]
+        ready += [s for s in (self._ready_live(f, now) for f in partials) if s]
+        present = set(loose) | set(folders) | set(partials) | {p for p in self._seen if p.parent in partials}
         for gone in [p for p in self._seen if p not in present]:
             del self._seen[gone]
-        self._renamed &= set(folders)
-        return self._ready_loose(loose, now) + [s for s in (self._ready_folder(f, now) for f in folders) if s]
+        return ready
 
     def _track(self, path: Path, signature: tuple, now: float) -> _Seen:
         seen = self._seen.get(path)
@@ -188,6 +198,49 @@ class Inbox:
         return ReadyStack(manifest.name or folder.name, frames, folder=folder, manifest=manifest, how=how,
                           problem=problem)
 
+
+    def _ready_live(self, folder: Path, now: float) -> ReadyStack | None:
+        """A NAME.partial/ folder whose manifest gives a frame ``count``: its complete frames go to ``live``;
+        ready with ``count`` of them, failed when unchanged for ``give_up`` seconds with fewer."""
+        try:
+            manifest = read_manifest(folder)
+        except (FileNotFoundError, ValueError):
+            return None  # not live (a manifest being written, or a bad one, is read again at the rename)
+        if manifest.count is None:
+            return None
+        frames = list_frames(folder)
+        complete, problems, last_change = [], [], self._track(folder, (), now).changed
+        for frame in frames:
+            try:
+                stat = frame.stat()
+            except FileNotFoundError:
+                continue
+            seen = self._track(frame, (stat.st_size, stat.st_mtime_ns), now)
+            last_change = max(last_change, seen.changed)
+            if seen.info is None:
+                try:
+                    seen.info, seen.problem = probe_frame(frame, self.max_megapixels), ""
+                    log.info("live: %s: %s complete", folder.name, frame.name)
+                except FrameError as e:
+                    seen.problem = e.problem
+            if seen.info is not None:
+                complete.append((seen.changed, seen.info))
+            else:
+                problems.append(f"{frame.name}: {seen.problem}")
+        complete.sort(key=lambda item: item[0])  # as they came (the order a stable sort keeps: by name)
+        infos = [info for _, info in complete]
+        self.live[folder] = (manifest, infos)
+        name = manifest.name or folder.name[:-len(PARTIAL)]
+        if len(infos) >= manifest.count:
+            return ReadyStack(name, list_frames(folder) if manifest.frames is None else
+                              [folder / f for f in manifest.frames], folder=folder, manifest=manifest,
+                              how=f"all {manifest.count} frames in (live)")
+        if now - last_change >= self.give_up:
+            del self.live[folder]
+            why = f"only {len(infos)} of {manifest.count} frames complete, unchanged for {self.give_up:g} s"
+            return ReadyStack(name, frames, folder=folder, manifest=manifest, how="live bracket cut short",
+                              problem="; ".join([why] + problems[:1]))
+        return None
 
     def _all_open(self, folder: Path, seen: _Seen) -> bool:
         """Whether every frame in a quiet job folder opens complete; the first that does not is logged

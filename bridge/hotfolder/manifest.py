@@ -12,16 +12,19 @@ from focusdrop.bridge.settings import MANIFEST as PLACE
 from focusdrop.bridge.settings import parse
 
 MANIFEST = "manifest.json"
-JOB_KEYS = {"name", "frames", "job_id", "created_by", "source"}  # about the job, not how to stack it
+JOB_KEYS = {"name", "frames", "count", "job_id", "created_by", "source"}  # about the job, not how to stack it
 
 
 @dataclass(frozen=True)
 class Manifest:
     """name: the stack's name (None: the folder's); frames: file names in this folder, in order (None: its
-    frames); job_id: the exporter's id for the job's outcome record; settings: typed (bridge.settings)."""
+    frames); count: how many frames the bracket has, for a NAME.partial/ folder stacked live (its frames are
+    aligned as they arrive and the stack starts when that many are in; None: not live); job_id: the
+    exporter's id for the job's outcome record; settings: typed (bridge.settings)."""
 
     name: str | None = None
     frames: list[str] | None = None
+    count: int | None = None
     job_id: str | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -38,8 +41,11 @@ def read_manifest(folder: Path) -> Manifest:
     if frames is not None and not (isinstance(frames, list) and all(isinstance(f, str) and "/" not in f and
                                                                      "\\" not in f for f in frames)):
         raise ValueError(f"{MANIFEST}: \"frames\" must be a list of file names in this folder")
+    count = raw.get("count")
+    if count is not None and not (isinstance(count, int) and not isinstance(count, bool) and count >= 2):
+        raise ValueError(f"{MANIFEST}: \"count\" must be a whole number of frames, at least 2")
     for key in ("name", "job_id"):
         if key in raw and not (isinstance(raw[key], str) and raw[key].strip()):
             raise ValueError(f"{MANIFEST}: \"{key}\" must be text")
     settings = parse({k: v for k, v in raw.items() if k not in JOB_KEYS}, PLACE, MANIFEST)
-    return Manifest(raw.get("name"), frames, raw.get("job_id"), settings)
+    return Manifest(raw.get("name"), frames, count, raw.get("job_id"), settings)

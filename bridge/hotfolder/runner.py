@@ -7,6 +7,7 @@ from typing import Callable, Protocol
 
 from focusdrop.bridge.hotfolder.journal import Job
 from focusdrop.bridge.hotfolder.layout import REPORT_PAGE
+from focusdrop.bridge.hotfolder.live import LiveStacks
 from focusdrop.bridge.stacking import stack_record
 from focusdrop.engine.pipeline import Progress, StackOptions
 
@@ -36,10 +37,13 @@ class Runner(Protocol):
 
 
 class LocalRunner:
-    """Stacks on this machine, ``workers`` stacks at a time (the service's threads)."""
+    """Stacks on this machine, ``workers`` stacks at a time (the service's threads); ``live``: the pass 1
+    done on live folders' frames as they arrived, which a job that has one finishes instead of reading its
+    frames again."""
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, live: LiveStacks | None = None):
         self.workers = workers
+        self.live = live
 
     def capacity(self) -> int:
         return self.workers
@@ -51,8 +55,9 @@ class LocalRunner:
         return False
 
     def run(self, job: Job, options: StackOptions, remember: Callable[[str], None], progress: Progress) -> dict:
+        taken = None if self.live is None else self.live.take(job.id, job.folder, options)
         return stack_record([job.folder / f for f in job.frames], [Path(o) for o in job.outputs], options, "local",
-                            job.folder / REPORT_PAGE, progress)
+                            job.folder / REPORT_PAGE, progress, taken)
 
     def close(self) -> None:
         pass

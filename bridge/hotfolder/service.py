@@ -22,12 +22,15 @@ from pathlib import Path
 
 from watchdog.events import DirMovedEvent, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from focusdrop.bridge.hotfolder.inbox import Inbox
 from focusdrop.bridge.hotfolder.journal import Job
 from focusdrop.bridge.hotfolder.layout import PARTIAL, Layout, Workspace
 from focusdrop.bridge.hotfolder.lifecycle import claim, run_job
+from focusdrop.bridge.hotfolder.live import LiveStacks
+from focusdrop.bridge.hotfolder.manifest import MANIFEST
 from focusdrop.bridge.hotfolder.recovery import recover
 from focusdrop.bridge.hotfolder.runner import LocalRunner, Runner
 from focusdrop.bridge.settings import Fallback, Settings
@@ -50,9 +53,10 @@ def open_in_default_app(path: Path) -> None:
         log.warning("could not open %s: %s", path.name, e.strerror or e)
 
 
-def _runner(settings: Settings) -> Runner:
-    """This machine's runner, or a cluster's (with this machine's as its fallback if asked for)."""
-    local = LocalRunner(settings.workers)
+def _runner(settings: Settings, live: LiveStacks | None) -> Runner:
+    """This machine's runner (finishing ``live``'s work), or a cluster's (with this machine's as its fallback
+    if asked for)."""
+    local = LocalRunner(settings.workers, live)
     if not settings.cluster:
         return local
     from focusdrop.bridge.cluster.runner import ClusterRunner, needs_cluster_extra, security
@@ -78,7 +82,8 @@ class Service:
 
     def __init__(self, settings: Settings, rescan: float = RESCAN):
         self.settings, self.rescan = settings, rescan
-        self.runner = _runner(settings)  # first: nothing is made for a bad cluster setting
+        self.live = None if settings.cluster else LiveStacks()  # a cluster reads the frames on its workers
+        self.runner = _runner(settings, self.live)  # first: nothing is made for a bad cluster setting
         layout = Layout(settings.hot_folder, settings.out)
         self.workspace = Workspace(layout)
         self.inbox = Inbox(settings.hot_folder, settings.quiet, settings.gap, ignore=layout.ignored,
@@ -86,6 +91,8 @@ class Service:
         self.wake = threading.Event()
         self._stopping = threading.Event()
         self._running: dict[int, Future] = {}
+        self._observer: BaseObserver | None = None
+        self._watched: dict[Path, ObservedWatch] = {}  # live folders: a frame landing wakes the loop at once
 
     def stop(self) -> None:
         """Take no new stacks; ``run`` returns once the running ones are finished."""
@@ -118,7 +125,7 @@ class Service:
     def _run(self) -> None:
         recover(self.workspace, self.runner.alive)
         settings = self.settings
-        observer = PollingObserver(timeout=self.rescan) if settings.polling else Observer()
+        observer = self._observer = PollingObserver(timeout=self.rescan) if settings.polling else Observer()
         observer.schedule(_Wake(self), str(settings.hot_folder), recursive=False)
         observer.start()
         where = f"cluster {settings.cluster}" if settings.cluster else f"{settings.workers} worker(s)"
@@ -147,11 +154,23 @@ class Service:
         return job
 
     def _pass(self, pool: ThreadPoolExecutor) -> None:
-        for stack in self.inbox.scan():
+        ready = self.inbox.scan()
+        if self.live is not None:
+            self._feed_live()
+        for stack in ready:
+            if self.live is not None and stack.folder is not None:
+                self.live.drain(stack.folder)  # its frames read before it moves
             try:
-                claim(self.workspace, stack)
+                job = claim(self.workspace, stack)
             except OSError as e:  # a frame that cannot be moved (permissions): say so, keep watching
                 log.error("could not take stack %s out of the hot folder: %s", stack.name, e)
+                continue
+            if self.live is not None and stack.folder is not None and not stack.problem:
+                self.live.claimed(stack.folder, job.id)
+        if self.live is not None:
+            live = {folder for folder in self.inbox.live if folder.exists()}
+            self.live.keep_only(live)
+            self._watch(live)
         self._running = {i: f for i, f in self._running.items() if not f.done()}
         if self._running:
             self._note_workers()
@@ -163,6 +182,26 @@ class Service:
                 future = pool.submit(self._run_job, job)
                 future.add_done_callback(lambda _: self.wake.set())
                 self._running[job.id] = future
+
+    def _watch(self, folders: set[Path]) -> None:
+        """Watch ``folders`` (the live ones) as the hot folder is watched, and no others."""
+        for folder in folders - set(self._watched):
+            self._watched[folder] = self._observer.schedule(_Wake(self), str(folder), recursive=False)
+        for folder in set(self._watched) - folders:
+            try:
+                self._observer.unschedule(self._watched.pop(folder))
+            except (KeyError, OSError):
+                pass  # its watch ended with the folder
+
+    def _feed_live(self) -> None:
+        """Hand the live folders' new complete frames to their pass 1, with the settings their jobs will
+        have (a manifest whose settings do not go together is left to fail as its job)."""
+        for folder, (manifest, frames) in self.inbox.live.items():
+            try:
+                options = self.settings.amended(manifest.settings, MANIFEST).stack_options()
+            except ValueError:
+                continue
+            self.live.feed(folder, frames, options)
 
     def _note_workers(self) -> None:
         """Journal which worker each running stack is on (``focusdrop status`` shows it)."""

@@ -1,0 +1,108 @@
+"""Live stacking: a NAME.partial/ job folder whose manifest gives the frame count is aligned frame by frame
+as its frames land, and stacked when the last one is in, as a batch would stack it; a real ``focusdrop
+watch`` process each time."""
+import json
+import os
+import shutil
+import signal
+
+import numpy as np
+import pytest
+import tifffile
+
+from focusdrop.bridge.hotfolder.manifest import read_manifest
+from focusdrop.bridge.samples import write_bracket
+from focusdrop.engine.synthetic import BracketSpec
+from conftest import focusdrop
+from hotfolder import files, frame_layers, wait_for, watching
+
+COUNT = 6
+
+
+@pytest.fixture(scope="module")
+def bracket(tmp_path_factory):
+    """A 6-frame 16-bit 640x480 bracket, and the batch command's TIFF of it."""
+    root = tmp_path_factory.mktemp("live")
+    _, paths = write_bracket(BracketSpec(width=640, height=480, frames=COUNT, seed=8), root / "frames")
+    run = focusdrop("stack", root / "frames", "-o", root / "batch.tif")
+    assert run.returncode == 0, run.stderr
+    return paths, tifffile.imread(root / "batch.tif")
+
+
+def start_live(inbox, name: str, count: int = COUNT):
+    folder = inbox / f"{name}.partial"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({"count": count}))
+    return folder
+
+
+def land(folder, frame):
+    """A frame written under a temporary name and renamed, as a tethering program saves it."""
+    shutil.copy(frame, folder / (frame.name + ".tmp"))
+    os.rename(folder / (frame.name + ".tmp"), folder / frame.name)
+
+
+def test_a_live_bracket_is_stacked_when_its_last_frame_lands_as_a_batch_would(tmp_path, bracket):
+    paths, batch = bracket
+    with watching(tmp_path, "--format", "both") as (_, log):
+        folder = start_live(tmp_path / "In", "ring")
+        for k, frame in enumerate(paths):
+            land(folder, frame)
+            wait_for(lambda: log.read_text().count(" complete") == k + 1, 30, log)
+        wait_for(lambda: (tmp_path / "Out" / "ring.tif").exists(), 60, log)
+    text = log.read_text()
+    assert f"all {COUNT} frames in (live)" in text and f"live: {COUNT} frames were aligned as they arrived" in text
+    assert np.array_equal(tifffile.imread(tmp_path / "Out" / "ring.tif"), batch)
+    assert frame_layers(tmp_path / "Out" / "ring.psd") == COUNT
+    assert files(tmp_path / "In" / "done" / "ring") == sorted([p.name for p in paths] + [
+        "manifest.json", "report.html", "report.jpg", "report.json"])
+
+
+def test_frames_arriving_out_of_order_give_the_batch_result(tmp_path, bracket):
+    paths, batch = bracket
+    with watching(tmp_path, "--format", "tif") as (_, log):
+        folder = start_live(tmp_path / "In", "shuffled")
+        for k in (3, 0, 5, 1, 4, 2):
+            land(folder, paths[k])
+        wait_for(lambda: (tmp_path / "Out" / "shuffled.tif").exists(), 60, log)
+    assert np.array_equal(tifffile.imread(tmp_path / "Out" / "shuffled.tif"), batch)
+
+
+def test_a_live_frame_that_never_completes_fails_the_bracket_naming_it(tmp_path, bracket):
+    paths, _ = bracket
+    with watching(tmp_path, "--give-up", "3") as (_, log):
+        folder = start_live(tmp_path / "In", "cut")
+        for frame in paths[:-1]:
+            land(folder, frame)
+        (folder / paths[-1].name).write_bytes(paths[-1].read_bytes()[:50_000])  # the tether cable pulled
+        wait_for(lambda: (tmp_path / "In" / "failed" / "cut" / "error.txt").exists(), 60, log)
+    error = (tmp_path / "In" / "failed" / "cut" / "error.txt").read_text()
+    assert f"only {COUNT - 1} of {COUNT} frames complete" in error and paths[-1].name in error
+    assert files(tmp_path / "In" / "failed" / "cut") == sorted([p.name for p in paths] + ["error.txt",
+                                                                                        "manifest.json"])
+    assert files(tmp_path / "Out") == []
+
+
+def test_kill_9_mid_bracket_loses_nothing(tmp_path, bracket):
+    paths, batch = bracket
+    with watching(tmp_path, "--format", "tif") as (process, log):
+        folder = start_live(tmp_path / "In", "killed")
+        for frame in paths[:3]:
+            land(folder, frame)
+        wait_for(lambda: log.read_text().count(" complete") == 3, 30, log)
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+    with watching(tmp_path, "--format", "tif") as (_, log):
+        for frame in paths[3:]:
+            land(folder, frame)
+        wait_for(lambda: (tmp_path / "Out" / "killed.tif").exists(), 60, log)
+    assert np.array_equal(tifffile.imread(tmp_path / "Out" / "killed.tif"), batch)
+    for frame in paths:
+        assert (tmp_path / "In" / "done" / "killed" / frame.name).read_bytes() == frame.read_bytes()
+
+
+@pytest.mark.parametrize("count", [1, "6", True, 2.5])
+def test_a_count_that_is_not_a_number_of_frames_is_refused(tmp_path, count):
+    (tmp_path / "manifest.json").write_text(json.dumps({"count": count}))
+    with pytest.raises(ValueError, match="\"count\" must be a whole number of frames, at least 2"):
+        read_manifest(tmp_path)
