@@ -195,8 +195,11 @@ class Service:
 
     def _feed_live(self) -> None:
         """Hand the live folders' new complete frames to their pass 1, with the settings their jobs will
-        have (a manifest whose settings do not go together is left to fail as its job)."""
+        have (a manifest whose settings do not go together is left to fail as its job). Raw frames are read
+        once the count is in: they are decoded with the whole bracket's white balance (engine.raw)."""
         for folder, (manifest, frames) in self.inbox.live.items():
+            if any(frame.kind == "raw" for frame in frames):
+                continue
             try:
                 options = self.settings.amended(manifest.settings, MANIFEST).stack_options()
             except ValueError:
