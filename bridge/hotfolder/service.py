@@ -186,7 +186,10 @@ class Service:
     def _watch(self, folders: set[Path]) -> None:
         """Watch ``folders`` (the live ones) as the hot folder is watched, and no others."""
         for folder in folders - set(self._watched):
-            self._watched[folder] = self._observer.schedule(_Wake(self), str(folder), recursive=False)
+            try:
+                self._watched[folder] = self._observer.schedule(_Wake(self), str(folder), recursive=False)
+            except OSError:
+                pass  # gone since the scan; the rescan still sees what lands in one
         for folder in set(self._watched) - folders:
             try:
                 self._observer.unschedule(self._watched.pop(folder))
