@@ -248,9 +248,13 @@ def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progre
     """Pass 1: register every frame to the reference, find the focus order, measure exposure gains and
     the common area. The frames come back in focus order (``options.order``)."""
     aligner = FrameAligner(options, timings)
-    for i, (info, described) in enumerate(zip(infos, ordered_map(aligner.describe, infos))):
-        aligner.add(info, described)
-        progress("align", i + 1, len(infos))
+    try:
+        for i, (info, described) in enumerate(zip(infos, ordered_map(aligner.describe, infos))):
+            aligner.add(info, described)
+            progress("align", i + 1, len(infos))
+    except BaseException:  # a frame that cannot be read: the matching threads end with the stack
+        aligner.close()
+        raise
     return aligner.finish()
 
 

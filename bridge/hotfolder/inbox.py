@@ -231,8 +231,9 @@ class Inbox:
         infos = [info for _, info in complete]
         self.live[folder] = (manifest, infos)
         name = manifest.name or folder.name[:-len(PARTIAL)]
-        if len(infos) >= manifest.count:
-            return ReadyStack(name, list_frames(folder) if manifest.frames is None else
+        if len(infos) >= manifest.count:  # a file still being written beside them goes along, unstacked
+            taken = {info.path for info in infos}
+            return ReadyStack(name, [f for f in frames if f in taken] if manifest.frames is None else
                               [folder / f for f in manifest.frames], folder=folder, manifest=manifest,
                               how=f"all {manifest.count} frames in (live)")
         if now - last_change >= self.give_up:
