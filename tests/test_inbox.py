@@ -53,6 +53,20 @@ def test_loose_frames_wait_for_the_quiet_period(tmp_path):
     assert stack.how == "no new frame for 10 s"
 
 
+def test_the_inbox_says_when_a_frame_settles_and_when_its_burst_is_quiet(tmp_path):
+    """``due``: the service's next pass comes then, not at its next rescan; nothing due, nothing said."""
+    clock = Clock()
+    inbox = Inbox(tmp_path, quiet=10, gap=60, clock=clock)
+    assert inbox.scan() == [] and inbox.due == float("inf")
+    _frame(tmp_path, "IMG_0.tif")
+    assert inbox.scan() == [] and inbox.due == 1000.0 + SETTLE  # first seen now: settled in SETTLE s
+    clock.now += SETTLE
+    assert inbox.scan() == [] and inbox.due == 1010.0  # settled: quiet 10 s after it was last changed
+    assert [f.path.name for f in inbox.live[tmp_path / "IMG_0.tif"][1]] == ["IMG_0.tif"]  # taken in live
+    clock.now = 1010.0
+    assert len(inbox.scan()) == 1 and inbox.due == float("inf")
+
+
 def test_a_growing_file_holds_back_the_newest_stack(tmp_path):
     clock = Clock()
     inbox = Inbox(tmp_path, quiet=3, gap=60, clock=clock)

@@ -1,10 +1,11 @@
 """Live stacking: a NAME.partial/ job folder whose manifest gives the frame count is aligned frame by frame
-as its frames land, and stacked when the last one is in, as a batch would stack it; a real ``focusdrop
-watch`` process each time."""
+as its frames land, and stacked when the last one is in, as a batch would stack it; loose frames are
+aligned while the quiet period runs; a real ``focusdrop watch`` process each time."""
 import json
 import os
 import shutil
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -56,6 +57,20 @@ def test_a_live_bracket_is_stacked_when_its_last_frame_lands_as_a_batch_would(tm
     assert frame_layers(tmp_path / "Out" / "ring.psd") == COUNT
     assert files(tmp_path / "In" / "done" / "ring") == sorted([p.name for p in paths] + [
         "manifest.json", "report.html", "report.jpg", "report.json"])
+
+
+def test_loose_frames_are_aligned_while_the_quiet_period_runs(tmp_path, bracket):
+    """Loose frames, tethered straight into the hot folder: each burst's frames are taken in as they
+    settle, and the stack made when the quiet period ends is the batch's."""
+    paths, batch = bracket
+    with watching(tmp_path, "--format", "tif") as (_, log):
+        for frame in paths:
+            land(tmp_path / "In", frame)
+            time.sleep(0.3)
+        result = tmp_path / "Out" / f"{paths[0].stem}.tif"
+        wait_for(result.exists, 60, log)
+    assert f"live: {COUNT} frames were aligned as they arrived" in log.read_text()
+    assert np.array_equal(tifffile.imread(result), batch)
 
 
 def test_frames_arriving_out_of_order_give_the_batch_result(tmp_path, bracket):

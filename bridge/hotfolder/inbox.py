@@ -18,10 +18,13 @@ which are not image names and so are never candidates). Then:
   stacking): then each frame in it is reported in ``live`` as soon as it opens complete (no settling: the
   service aligns it at once), and the folder is ready once ``count`` frames are complete, or fails once it
   has not changed for ``give_up`` seconds with fewer.
+Each burst of loose frames is reported in ``live`` too, with its settled frames, so that the service aligns
+them while the quiet period runs.
 """
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -62,7 +65,7 @@ class _Seen:
     signature: tuple
     changed: float
     frame: LooseFrame | None = None
-    info: FrameInfo | None = None  # a live folder's frame, once it opens complete
+    info: FrameInfo | None = None  # its header, once it opens complete
     problem: str = ""  # why it does not open as a complete frame (loose files), "" if it does
     cut_short: bool = False  # its header opens but its data stops short
 
@@ -85,8 +88,10 @@ class Inbox:
         self.quiet, self.gap, self.give_up, self.clock = quiet, gap, max(give_up, quiet), clock
         self._seen: dict[Path, _Seen] = {}
         self._renamed: set[Path] = set()
-        self.live: dict[Path, tuple[Manifest, list[FrameInfo]]] = {}  # live folder: its complete frames, as
-        # they came
+        self.due = math.inf  # the clock time at which a scan may next find a file settled or a bracket quiet
+        self._now = clock()
+        self.live: dict[Path, tuple[Manifest, list[FrameInfo]]] = {}  # a live folder, or a burst of loose
+        # frames by its first frame: its complete frames, as they came
 
     def renamed_from_partial(self, folder: Path) -> None:
         """Note that ``folder`` appeared by renaming NAME.partial/: the exporter's completion signal."""
@@ -94,7 +99,8 @@ class Inbox:
 
     def scan(self) -> list[ReadyStack]:
         """Look at the folder once; return the stacks that are ready, oldest first."""
-        now = self.clock()
+        now = self._now = self.clock()
+        self.due = math.inf
         loose, folders, partials = [], [], []
         with os.scandir(self.hot_folder) as entries:
             for entry in entries:
@@ -130,6 +136,7 @@ class Inbox:
             still = now - seen.changed
             if still < SETTLE:
                 arriving = True
+                self._due(seen.changed + SETTLE)
                 continue
             if seen.frame is None:
                 self._describe(path, stat.st_mtime, seen)
@@ -143,14 +150,21 @@ class Inbox:
                 arriving = True  # perhaps an export stalled: wait for it, for a while
         bursts = split_bursts(settled, self.gap)
         for i, burst in enumerate(bursts):
+            self.live[burst.frames[0].path] = (Manifest(), [self._seen[f.path].info for f in burst.frames])
             last_change = max(self._seen[f.path].changed for f in burst.frames)
             newest = i == len(bursts) - 1
             if now - last_change < self.quiet or (newest and arriving):
+                self._due(last_change + self.quiet)
                 continue
             how = burst.split or f"no new frame for {self.quiet:g} s"
             frames = [f.path for f in burst.frames]
             ready.append(ReadyStack(frames[0].stem, frames, self._sidecars(frames), how=how))
         return ready
+
+    def _due(self, at: float) -> None:
+        """Note a time at which something may become ready (times already past wait for a change)."""
+        if at > self._now:
+            self.due = min(self.due, at)
 
     def _describe(self, path: Path, mtime: float, seen: _Seen) -> None:
         """Note a settled file's header and capture time as ``seen.frame``, or its problem as
@@ -164,7 +178,7 @@ class Inbox:
             return
         size = (info.shape[1], info.shape[0])
         log.info("frame arrived: %s (%dx%d, %d-bit)", path.name, *size, info.dtype.itemsize * 8)
-        seen.frame, seen.problem = LooseFrame(path, capture_time(path) or mtime, size), ""
+        seen.frame, seen.info, seen.problem = LooseFrame(path, capture_time(path) or mtime, size), info, ""
 
     def _sidecars(self, frames: list[Path]) -> list[Path]:
         """IMG_1.xmp or IMG_1.tif.xmp beside IMG_1.tif, any case."""
@@ -187,6 +201,8 @@ class Inbox:
         elif quiet_for >= self.quiet and (quiet_for >= self.give_up or self._all_open(folder, seen)):
             how = f"job folder quiet for {self.quiet:g} s"
         else:
+            self._due(seen.changed + (min(SETTLE, self.quiet) if has_manifest or folder in self._renamed
+                                      else self.quiet))
             return None
         manifest, problem = Manifest(), ""
         if has_manifest:

@@ -1,8 +1,10 @@
-"""Live stacking: pass 1 run on a live job folder's frames as they arrive, handed to the job that claims it.
+"""Live stacking: pass 1 run on a bracket's frames as they arrive, handed to the job that claims them.
 
-A NAME.partial/ folder whose manifest gives the bracket's frame ``count`` is live (bridge.hotfolder.inbox).
-Each of its frames is taken into an engine.pipeline.FrameAligner as soon as it opens complete, on a thread
-of its own per folder, so that when the last frame lands only registration, pass 2 and the write remain.
+Live are a NAME.partial/ folder whose manifest gives the bracket's frame ``count``, and each burst of loose
+frames (bridge.hotfolder.inbox), each known by its folder or its first frame. Each of its frames is taken
+into an engine.pipeline.FrameAligner as soon as the inbox reports it (a live folder's as it opens complete,
+a loose frame once settled), on a thread of its own per bracket, so that when the bracket ends only
+registration, pass 2 and the write remain.
 Nothing here is journaled: a service stopped mid-bracket finds the folder still in the hot folder at its
 next start and takes its frames in again, and a claimed job whose live work is lost runs from its files.
 """
@@ -31,39 +33,41 @@ class _Live:
 
 
 class LiveStacks:
-    """The live folders being taken in, and the claimed jobs their work waits for."""
+    """The brackets being taken in (by their folder, or their first loose frame), and the claimed jobs their
+    work waits for."""
 
     def __init__(self) -> None:
-        self._folders: dict[Path, _Live] = {}
+        self._brackets: dict[Path, _Live] = {}
         self._jobs: dict[int, _Live] = {}
 
-    def feed(self, folder: Path, frames: list[FrameInfo], options: StackOptions) -> None:
-        """Take in the frames of ``folder`` not taken yet, in the order given (a new folder starts a
+    def feed(self, bracket: Path, frames: list[FrameInfo], options: StackOptions) -> None:
+        """Take in the frames of ``bracket`` not taken yet, in the order given (a new bracket starts a
         FrameAligner with ``options``)."""
-        live = self._folders.get(folder)
+        live = self._brackets.get(bracket)
         if live is None:
             from focusdrop.engine.pipeline import FrameAligner
-            live = self._folders[folder] = _Live(FrameAligner(options), ThreadPoolExecutor(1, "live"))
+            live = self._brackets[bracket] = _Live(FrameAligner(options), ThreadPoolExecutor(1, "live"))
         for info in frames:
             if info.path not in live.taken:
                 live.taken.add(info.path)
                 live.pending.append(live.thread.submit(live.aligner.add, info))
 
-    def keep_only(self, folders: set[Path]) -> None:
-        """Let go of folders no longer live (removed, or renamed by their exporter) that no job claimed."""
-        for folder in [f for f in self._folders if f not in folders]:
-            _close(self._folders.pop(folder))
+    def keep_only(self, brackets: set[Path]) -> None:
+        """Let go of brackets no longer live (removed, renamed by their exporter, a burst regrouped) that no
+        job claimed."""
+        for bracket in [b for b in self._brackets if b not in brackets]:
+            _close(self._brackets.pop(bracket))
 
-    def drain(self, folder: Path) -> None:
-        """Wait until the frames of ``folder`` handed in so far are taken in (read), before it is moved."""
-        live = self._folders.get(folder)
+    def drain(self, bracket: Path) -> None:
+        """Wait until the frames of ``bracket`` handed in so far are taken in (read), before they move."""
+        live = self._brackets.get(bracket)
         for future in live.pending if live is not None else []:
             future.exception()
 
-    def claimed(self, folder: Path, job_id: int) -> None:
-        """The job ``job_id`` took ``folder`` (its frames moved into the job's folder)."""
-        if folder in self._folders:
-            self._jobs[job_id] = self._folders.pop(folder)
+    def claimed(self, bracket: Path, job_id: int) -> None:
+        """The job ``job_id`` took ``bracket`` (its frames moved into the job's folder)."""
+        if bracket in self._brackets:
+            self._jobs[job_id] = self._brackets.pop(bracket)
 
     def take(self, job_id: int, folder: Path, options: StackOptions) -> FrameAligner | None:
         """The pass 1 done for job ``job_id`` as its frames arrived, its frames now in ``folder``; None if there

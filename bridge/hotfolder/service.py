@@ -136,7 +136,7 @@ class Service:
             with ThreadPoolExecutor(max_workers=threads) as pool:
                 while not self._stopping.is_set():
                     self._pass(pool)
-                    self.wake.wait(self.rescan)
+                    self.wake.wait(self._until_due())
                     self.wake.clear()
                 for future in list(self._running.values()):
                     future.result()
@@ -146,6 +146,11 @@ class Service:
             self.runner.close()
             self.workspace.journal.close()
         log.info("stopped")
+
+    def _until_due(self) -> float:
+        """Seconds to the next pass: the rescan interval, or less where the inbox expects a file to settle
+        or a bracket's quiet period to end before it (no event marks either)."""
+        return min(self.rescan, max(0.0, self.inbox.due - self.inbox.clock()) + 0.01)
 
     def _run_job(self, job: Job) -> Job:
         job = run_job(self.workspace, job, self.settings, self.runner)
@@ -158,19 +163,20 @@ class Service:
         if self.live is not None:
             self._feed_live()
         for stack in ready:
-            if self.live is not None and stack.folder is not None:
-                self.live.drain(stack.folder)  # its frames read before it moves
+            key = stack.folder or stack.frames[0]  # as the inbox names it in ``live``
+            if self.live is not None:
+                self.live.drain(key)  # its frames read before they move
             try:
                 job = claim(self.workspace, stack)
             except OSError as e:  # a frame that cannot be moved (permissions): say so, keep watching
                 log.error("could not take stack %s out of the hot folder: %s", stack.name, e)
                 continue
-            if self.live is not None and stack.folder is not None and not stack.problem:
-                self.live.claimed(stack.folder, job.id)
+            if self.live is not None and not stack.problem:
+                self.live.claimed(key, job.id)
         if self.live is not None:
-            live = {folder for folder in self.inbox.live if folder.exists()}
+            live = {key for key in self.inbox.live if key.exists()}
             self.live.keep_only(live)
-            self._watch(live)
+            self._watch({key for key in live if key.is_dir()})
         self._running = {i: f for i, f in self._running.items() if not f.done()}
         if self._running:
             self._note_workers()
