@@ -107,6 +107,9 @@ def test_kill_9_mid_bracket_loses_nothing(tmp_path, bracket):
         wait_for(lambda: log.read_text().count(" complete") == 3, 30, log)
         process.send_signal(signal.SIGKILL)
         process.wait(30)
+    status = focusdrop("status", tmp_path / "In", "--json")
+    assert {"file": "killed.partial/", "state": f"live, 3 of {COUNT} frames in", "problem": ""} in \
+        json.loads(status.stdout)["waiting"]
     with watching(tmp_path, "--format", "tif") as (_, log):
         for frame in paths[3:]:
             land(folder, frame)

@@ -9,21 +9,23 @@ from pathlib import Path
 from focusdrop.bridge.hotfolder.inbox import is_frame_name
 from focusdrop.bridge.hotfolder.journal import STATES, Job, Journal
 from focusdrop.bridge.hotfolder.layout import PARTIAL, Layout
+from focusdrop.bridge.hotfolder.manifest import read_manifest
 from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError
-from focusdrop.engine.frames import probe_frame
+from focusdrop.engine.frames import list_frames, probe_frame
 
 
 def waiting_files(layout: Layout, quiet: float, max_megapixels: float = MAX_MEGAPIXELS) -> list[dict]:
     """Loose files and job folders in the hot folder, each {"file", "state", "problem"}: state "settling"
-    (changed within the quiet period, or a job folder still open as NAME.partial), "ready" (the service
-    takes it at its next pass) or "unusable" (problem says why)."""
+    (changed within the quiet period, or a job folder still open as NAME.partial), "live, K of N frames in"
+    (a live job folder, bridge.hotfolder.live), "ready" (the service takes it at its next pass) or
+    "unusable" (problem says why)."""
     now, found = time.time(), []
     for entry in sorted(os.scandir(layout.hot_folder), key=lambda e: e.name):
         path = Path(entry.path)
         if entry.is_dir(follow_symlinks=False):
             if entry.name.startswith(".") or entry.name in layout.ignored:
                 continue
-            state = "settling" if entry.name.endswith(PARTIAL) else "ready"
+            state = (_live_state(path, max_megapixels) or "settling") if entry.name.endswith(PARTIAL) else "ready"
             found.append({"file": entry.name + "/", "state": state, "problem": ""})
         elif is_frame_name(path):
             try:
@@ -35,6 +37,24 @@ def waiting_files(layout: Layout, quiet: float, max_megapixels: float = MAX_MEGA
             state = "settling" if settling else "unusable" if problem else "ready"
             found.append({"file": entry.name, "state": state, "problem": problem})
     return found
+
+
+def _live_state(folder: Path, max_megapixels: float) -> str | None:
+    """"live, K of N frames in" for a NAME.partial/ folder whose manifest gives a frame count, else None."""
+    try:
+        count = read_manifest(folder).count
+    except (OSError, ValueError):
+        return None
+    if count is None:
+        return None
+    complete = 0
+    for frame in list_frames(folder):
+        try:
+            probe_frame(frame, max_megapixels)
+            complete += 1
+        except FrameError:
+            pass
+    return f"live, {complete} of {count} frames in"
 
 
 def status_data(journal: Journal, layout: Layout, quiet: float, last: int = 10,
