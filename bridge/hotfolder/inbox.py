@@ -125,21 +125,27 @@ class Inbox:
             seen = self._seen[path] = _Seen(signature, now)
         return seen
 
+    def _track_file(self, path: Path, now: float) -> _Seen | None:
+        """A file's record, its size and modification time (ns) as its signature; None if it is gone."""
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            return None
+        return self._track(path, (stat.st_size, stat.st_mtime_ns), now)
+
     def _ready_loose(self, paths: list[Path], now: float) -> list[ReadyStack]:
         settled, arriving, ready = [], False, []
         for path in paths:
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
+            seen = self._track_file(path, now)
+            if seen is None:
                 continue
-            seen = self._track(path, (stat.st_size, stat.st_mtime_ns), now)
             still = now - seen.changed
             if still < SETTLE:
                 arriving = True
                 self._due(seen.changed + SETTLE)
                 continue
             if seen.frame is None:
-                self._describe(path, stat.st_mtime, seen)
+                self._describe(path, seen.signature[1] / 1e9, seen)
             if seen.frame is not None:
                 settled.append(seen.frame)
             elif still >= self.give_up:
@@ -227,11 +233,9 @@ class Inbox:
         frames = list_frames(folder)
         complete, problems, last_change = [], [], self._track(folder, (), now).changed
         for frame in frames:
-            try:
-                stat = frame.stat()
-            except FileNotFoundError:
+            seen = self._track_file(frame, now)
+            if seen is None:
                 continue
-            seen = self._track(frame, (stat.st_size, stat.st_mtime_ns), now)
             last_change = max(last_change, seen.changed)
             if seen.info is None:
                 try:
