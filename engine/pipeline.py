@@ -32,8 +32,9 @@ from focusdrop.engine.exposure import exposure_gains, thumbnail, thumbnail_facto
 from focusdrop.engine.focus import frame_focus, nearby_focus
 from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError, FrameInfo, Hint
 from focusdrop.engine.frames import check_stack, probe_frame, read_frame
-from focusdrop.engine.order import (BAND, Matched, all_pairs, clearly_better, components, file_order_holds,
-                                    focus_order, loop_residuals, registration_tree, strength_matrix)
+from focusdrop.engine.order import (BAND, Matched, all_pairs, band_pairs, clearly_better, components,
+                                    file_order_holds, focus_order, loop_residuals, registration_tree,
+                                    strength_matrix)
 from focusdrop.engine.prefetch import ordered_map
 from focusdrop.engine.pyramid import PyramidFusion
 from focusdrop.engine.raw import WhiteBalance, same_settings
@@ -136,15 +137,16 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
           on_layer: LayerSink | None = None, taken: FrameAligner | None = None) -> StackResult:
     """Align and fuse a focus bracket given in focus order. Raises FrameError for any bad frame.
 
-    taken: pass 1 already fed these very frames as they arrived (live stacking, with these options); it is
-    finished here instead of reading the frames again. Otherwise (or if it took other frames) pass 1 runs.
+    taken: pass 1 already fed these very frames as they arrived, in any order (live stacking, with these
+    options); it is finished here instead of reading the frames again. Otherwise (or if it took other
+    frames) pass 1 runs.
     """
     if options.method not in METHODS:
         raise ValueError(f"unknown method {options.method!r}; choose one of {', '.join(METHODS)}")
     if options.reference is not None and not 0 <= options.reference < len(paths):
         raise ValueError(f"reference frame {options.reference} is outside the stack of {len(paths)} frames")
-    if taken is not None and [info.path for info in taken.infos] == list(paths):
-        alignment = taken.finish()
+    if taken is not None and sorted(info.path for info in taken.infos) == sorted(paths):
+        alignment = taken.finish(list(paths))
         timings = taken.timings
         infos = alignment.frames
     else:
@@ -227,9 +229,12 @@ class FrameAligner:
         """Let go of the matching threads, for frames that will not be finished."""
         self._pairs.shutdown(cancel_futures=True)
 
-    def finish(self) -> Alignment:
+    def finish(self, given: list[Path] | None = None) -> Alignment:
         """Register the frames taken in: the focus order, the reference, the transforms, the loop check,
-        exposure and the common area. Raises FrameError (fewer than 2 frames, no common area)."""
+        exposure and the common area. ``given``: the same frames' paths in the order given, where they were
+        added in another (frames that landed out of order); the pairs matched as they came are kept, and
+        those near in the order given that were not are matched now. Raises FrameError (fewer than 2
+        frames, no common area)."""
         matched, early = {}, {}
         try:
             check_stack(self.infos)
@@ -240,7 +245,29 @@ class FrameAligner:
         finally:
             self.close()
             self._jobs = {}
+        if given is not None and given != [info.path for info in self.infos]:
+            matched, early = self._reorder(given, matched, early)
         return _register(self.infos, self._keys, self._thumbs, matched, early, self.options, self.timings)
+
+    def _reorder(self, given: list[Path], matched: dict, early: dict) -> tuple[dict, dict]:
+        """Put the frames in the order ``given``; returns the pairs' matches and early registrations keyed by
+        the new positions (i > j, a pair whose frames swapped sides inverted), the given order's near pairs
+        matched where they were not."""
+        at = {info.path: k for k, info in enumerate(self.infos)}
+        old = [at[path] for path in given]  # new position -> old
+        new = {k: n for n, k in enumerate(old)}
+        self.infos = [self.infos[k] for k in old]
+        self._keys = [self._keys[k] for k in old]
+        self._thumbs = [self._thumbs[k] for k in old]
+
+        def moved(pair: tuple[int, int], value, inverted):
+            i, j = new[pair[0]], new[pair[1]]
+            return ((i, j), value) if i > j else ((j, i), None if value is None else inverted(value))
+        matched = dict(moved(pair, m, lambda m: (np.linalg.inv(m[0]), m[1])) for pair, m in matched.items())
+        early = dict(moved(pair, e, lambda e: (np.linalg.inv(e[0]), e[1], e[2])) for pair, e in early.items())
+        missing = [pair for pair in band_pairs(len(given)) if pair not in matched]
+        matched.update(zip(missing, ordered_map(partial(_match, self._keys), missing)))
+        return matched, early
 
 
 def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progress = _no_progress,
@@ -307,14 +334,16 @@ def _match(keys: list[FrameKey], pair: tuple[int, int]) -> Matched:
         return None
 
 
-def _early_pair(keys: list[FrameKey], pair: tuple[int, int]) -> tuple[Matched, tuple[np.ndarray, int] | None]:
+def _early_pair(keys: list[FrameKey], pair: tuple[int, int]
+                ) -> tuple[Matched, tuple[np.ndarray, int, float] | None]:
     """A pair near in file order, while frames are being read: its match and, for neighbours (one apart) and
-    the loop check's pairs (two apart), its registration at the scale they need (else None)."""
+    the loop check's pairs (two apart), its registration at the scale they need (else None), with that
+    scale."""
     matched = _match(keys, pair)
     scale = EARLY_SCALES.get(pair[0] - pair[1])
     if matched is None or scale is None:
         return matched, None
-    return matched, register_pair(keys[pair[0]], keys[pair[1]], scale, matched)
+    return matched, (*register_pair(keys[pair[0]], keys[pair[1]], scale, matched), scale)
 
 
 def _chain(keys: list[FrameKey], matched: dict[tuple[int, int], Matched], early: dict[tuple[int, int], tuple],
@@ -356,12 +385,13 @@ def _loop_registered(register: Callable, pair: tuple[int, int]) -> np.ndarray | 
 def _registered(keys: list[FrameKey], matched: dict[tuple[int, int], Matched], early: dict[tuple[int, int], tuple],
                 job: tuple[tuple[int, int], float]) -> tuple[np.ndarray, int]:
     """register_pair for frames a -> b with ECC at ``ecc_scale`` (job: ((a, b), ecc_scale)): taken from the
-    early registrations when they made it at that scale, else from the pair's keypoint match if known."""
+    early registrations when they made it at that scale (early: {(i, j): (matrix, count, scale)}), else from
+    the pair's keypoint match if known."""
     (a, b), ecc_scale = job
     inverse = a < b
     pair = (b, a) if inverse else (a, b)
-    if pair in early and EARLY_SCALES.get(pair[0] - pair[1]) == ecc_scale:
-        matrix, count = early[pair]
+    if pair in early and early[pair][2] == ecc_scale:
+        matrix, count, _ = early[pair]
     else:
         matrix, count = register_pair(keys[pair[0]], keys[pair[1]], ecc_scale, matched.get(pair))
     return (np.linalg.inv(matrix) if inverse else matrix), count
