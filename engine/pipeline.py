@@ -145,7 +145,8 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
         raise ValueError(f"unknown method {options.method!r}; choose one of {', '.join(METHODS)}")
     if options.reference is not None and not 0 <= options.reference < len(paths):
         raise ValueError(f"reference frame {options.reference} is outside the stack of {len(paths)} frames")
-    if taken is not None and sorted(info.path for info in taken.infos) == sorted(paths):
+    if taken is not None and sorted(info.path for info in taken.infos) == sorted(paths) and \
+            _balanced_as_batch(taken.infos, paths, options):
         alignment = taken.finish(list(paths))
         timings = taken.timings
         infos = alignment.frames
@@ -165,6 +166,17 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
         del image
         pyramid = None if pyramid is None else to_integer(pyramid, infos[0].dtype)
     return StackResult(pixels, depth, alignment, timings, pyramid)
+
+
+def _balanced_as_batch(infos: list[FrameInfo], paths: list[Path], options: StackOptions) -> bool:
+    """Whether frames taken in as they arrived were decoded with the white balance the batch gives them:
+    images always; raw frames if the balance they were taken with is the one engine.raw.same_settings takes
+    from the reference file (live raw frames are taken with the first frame's)."""
+    if infos[0].kind != "raw":
+        return True
+    reference = paths[len(paths) // 2 if options.reference is None else options.reference]
+    [expected] = same_settings([probe_frame(reference, options.max_megapixels)], 0, options.white_balance)
+    return all(info.white_balance == expected.white_balance for info in infos)
 
 
 def _describe(info: FrameInfo, thumb_factor: float, timings: Timings, pool: BufferPool

@@ -12,7 +12,7 @@ import pytest
 import tifffile
 
 from focusdrop.bridge.hotfolder.manifest import read_manifest
-from focusdrop.bridge.samples import write_bracket
+from focusdrop.bridge.samples import write_bracket, write_dng_bracket
 from focusdrop.engine.synthetic import BracketSpec
 from conftest import focusdrop, psnr, to_unit
 from hotfolder import files, frame_layers, wait_for, watching
@@ -118,6 +118,21 @@ def test_kill_9_mid_bracket_loses_nothing(tmp_path, bracket):
     assert np.array_equal(tifffile.imread(tmp_path / "Out" / "killed.tif"), batch)
     for frame in paths:
         assert (tmp_path / "In" / "done" / "killed" / frame.name).read_bytes() == frame.read_bytes()
+
+
+def test_raw_frames_are_taken_in_live_with_the_brackets_white_balance(tmp_path):
+    """DNG frames shot with one white balance: taken in as they land (with the first frame's balance, which
+    is the reference's), the result the batch command's, bit for bit."""
+    _, paths = write_dng_bracket(BracketSpec(width=600, height=400, frames=5, seed=3), tmp_path / "dng")
+    run = focusdrop("stack", tmp_path / "dng", "-o", tmp_path / "batch.tif")
+    assert run.returncode == 0, run.stderr
+    with watching(tmp_path, "--format", "tif") as (_, log):
+        folder = start_live(tmp_path / "In", "raw", count=len(paths))
+        for frame in paths:
+            land(folder, frame)
+        wait_for(lambda: (tmp_path / "Out" / "raw.tif").exists(), 60, log)
+    assert f"live: {len(paths)} frames were aligned as they arrived" in log.read_text()
+    assert np.array_equal(tifffile.imread(tmp_path / "Out" / "raw.tif"), tifffile.imread(tmp_path / "batch.tif"))
 
 
 @pytest.mark.parametrize("count", [1, "6", True, 2.5])

@@ -34,6 +34,7 @@ from focusdrop.bridge.hotfolder.manifest import MANIFEST
 from focusdrop.bridge.hotfolder.recovery import recover
 from focusdrop.bridge.hotfolder.runner import LocalRunner, Runner
 from focusdrop.bridge.settings import Fallback, Settings
+from focusdrop.engine.frameinfo import FrameError
 
 log = logging.getLogger("focusdrop")
 MAX_THREADS = 64  # with a cluster: stacks waited on at once (the cluster's capacity sets how many run)
@@ -203,17 +204,18 @@ class Service:
                 pass  # its watch ended with the folder
 
     def _feed_live(self) -> None:
-        """Hand the live folders' new complete frames to their pass 1, with the settings their jobs will
-        have (a manifest whose settings do not go together is left to fail as its job). Raw frames are read
-        once the count is in: they are decoded with the whole bracket's white balance (engine.raw)."""
-        for folder, (manifest, frames) in self.inbox.live.items():
-            if any(frame.kind == "raw" for frame in frames):
-                continue
+        """Hand the live brackets' new complete frames to their pass 1, with the settings their jobs will
+        have (a manifest whose settings do not go together is left to fail as its job). Raw frames are taken
+        with the first frame's white balance: the stack checks it is the reference's (engine.raw), as it is
+        in a bracket shot with one white balance, and reads them again where it is not."""
+        from focusdrop.engine.raw import same_settings
+        for bracket, (manifest, frames) in self.inbox.live.items():
             try:
                 options = self.settings.amended(manifest.settings, MANIFEST).stack_options()
-            except ValueError:
+                frames = same_settings(frames, 0, options.white_balance) if frames else frames
+            except (ValueError, FrameError):  # FrameError: raw and images mixed, or two cameras
                 continue
-            self.live.feed(folder, frames, options)
+            self.live.feed(bracket, frames, options)
 
     def _note_workers(self) -> None:
         """Journal which worker each running stack is on (``focusdrop status`` shows it)."""
