@@ -28,7 +28,7 @@ from focusdrop.engine.align import (REFINE_SIDE, AlignmentError, FrameKey, ecc_a
 from focusdrop.engine.buffers import BufferPool
 from focusdrop.engine.crop import NoCommonArea, common_area
 from focusdrop.engine.depthmap import DepthmapFusion
-from focusdrop.engine.exposure import exposure_gains, thumbnail, thumbnail_factor, thumbnail_size
+from focusdrop.engine.exposure import exposure_gains, onto_reference, thumbnail, thumbnail_factor, thumbnail_size
 from focusdrop.engine.focus import frame_focus, nearby_focus
 from focusdrop.engine.frameinfo import MAX_MEGAPIXELS, FrameError, FrameInfo, Hint
 from focusdrop.engine.frames import check_stack, probe_frame, read_frame
@@ -232,6 +232,31 @@ class FrameAligner:
         self._thumbs.append(thumb)
         for j in range(max(0, i - BAND), i):
             self._jobs[i, j] = self._pairs.submit(_early_pair, self._keys, (i, j))
+
+    def preview(self) -> np.ndarray | None:
+        """The frames taken in so far fused at thumbnail size (engine.exposure.THUMB_SIDE), on the first
+        frame's grid: what the stack will look like, while it is shot. Each frame is placed by its
+        registration to the frame before it (those still being made are waited for); one that did not
+        register ends the chain there. Returns (h, w, C) float32 in [0, 1], or None before two frames."""
+        if len(self._keys) < 2:
+            return None
+        height, width, _ = self.infos[0].shape
+        factor = thumbnail_factor(width, height)
+        first = self._thumbs[0]
+        fusion = DepthmapFusion(first.shape, self.options.power)
+        to_first = np.eye(3)
+        for k, thumb in enumerate(self._thumbs):
+            if k:
+                _, registered = self._jobs[k, k - 1].result()
+                if registered is None:
+                    break
+                to_first = to_first @ registered[0]
+            moved, seen = onto_reference(thumb, to_first, factor, first.shape)
+            moved[~seen] = first[~seen]  # where the frame does not reach: the first frame, not black
+            focus = frame_focus(moved)
+            focus *= seen
+            fusion.add(moved, focus, nearby_focus(focus), k)
+        return np.clip(fusion.result(), 0.0, 1.0)
 
     def moved(self, folder: Path) -> None:
         """The frames taken in were moved, under the same names, into ``folder``."""

@@ -3,6 +3,7 @@ frame whose registration disagrees with its loops is named."""
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 import tifffile
@@ -10,6 +11,7 @@ import tifffile
 from focusdrop.bridge.samples import write_bracket
 from conftest import REAL_DATA, focusdrop, psnr, to_unit
 from focusdrop.engine import geometry
+from focusdrop.engine.exposure import thumbnail
 from focusdrop.engine.frames import probe_frame, read_frame
 from focusdrop.engine.pipeline import StackOptions, align_frames
 from focusdrop.engine.synthetic import BracketSpec
@@ -116,6 +118,26 @@ def test_frames_that_landed_out_of_order_finish_as_the_batch_in_the_order_given(
     corners = geometry.corners(HEAVY.width, HEAVY.height)
     assert max(np.abs(geometry.apply(a, corners) - geometry.apply(b, corners)).max()
                for a, b in zip(live.to_ref, batch.to_ref)) < 0.02
+
+
+def test_the_preview_of_a_bracket_taken_in_is_sharper_than_any_of_its_thumbnails(heavy):
+    """FrameAligner.preview: nothing before two frames; then the frames so far fused at thumbnail size, with
+    more fine detail (Laplacian energy) than the sharpest frame's thumbnail once the bracket is in."""
+    from focusdrop.engine.pipeline import FrameAligner
+    _, root = heavy
+    paths = sorted((root / "ordered").glob("*.tif"))
+    aligner = FrameAligner(StackOptions())
+    for k, path in enumerate(paths):
+        aligner.add(probe_frame(path))
+        preview = aligner.preview()
+        assert (preview is None) == (k == 0)
+    aligner.close()
+
+    def energy(image):
+        return float((cv2.Laplacian(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), cv2.CV_32F) ** 2).mean())
+    size = preview.shape[1::-1]
+    thumbs = [thumbnail(read_frame(probe_frame(p)), size[0] / HEAVY.width, size) for p in paths]
+    assert preview.shape == (288, 384, 3) and energy(preview) > 1.5 * max(energy(t) for t in thumbs)
 
 
 def test_a_frame_unlike_the_first_is_refused_as_it_arrives(tmp_path, heavy):

@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
 
 from focusdrop.bridge.hotfolder.manifest import read_manifest
 from focusdrop.bridge.samples import write_bracket, write_dng_bracket
@@ -47,10 +48,15 @@ def test_a_live_bracket_is_stacked_when_its_last_frame_lands_as_a_batch_would(tm
     paths, batch = bracket
     with watching(tmp_path, "--format", "both") as (_, log):
         folder = start_live(tmp_path / "In", "ring")
+        preview = tmp_path / "In" / ".focusdrop" / "live" / "ring.partial.jpg"
         for k, frame in enumerate(paths):
             land(folder, frame)
             wait_for(lambda: log.read_text().count(" complete") == k + 1, 30, log)
+            if k == 2:  # the stack so far, at thumbnail size, for the status page
+                wait_for(preview.exists, 30, log)
+                assert max(Image.open(preview).size) == 384
         wait_for(lambda: (tmp_path / "Out" / "ring.tif").exists(), 60, log)
+        assert not preview.exists()  # gone with the bracket
     text = log.read_text()
     assert f"all {COUNT} frames in (live)" in text and f"live: {COUNT} frames were aligned as they arrived" in text
     assert np.array_equal(tifffile.imread(tmp_path / "Out" / "ring.tif"), batch)
@@ -109,13 +115,14 @@ def test_kill_9_mid_bracket_loses_nothing(tmp_path, bracket):
         process.send_signal(signal.SIGKILL)
         process.wait(30)
     status = focusdrop("status", tmp_path / "In", "--json")
-    assert {"file": "killed.partial/", "state": f"live, 3 of {COUNT} frames in", "problem": ""} in \
-        json.loads(status.stdout)["waiting"]
+    [item] = json.loads(status.stdout)["waiting"]
+    assert (item["file"], item["state"]) == ("killed.partial/", f"live, 3 of {COUNT} frames in")
     with watching(tmp_path, "--format", "tif") as (_, log):
         for frame in paths[3:]:
             land(folder, frame)
         wait_for(lambda: (tmp_path / "Out" / "killed.tif").exists(), 60, log)
     assert np.array_equal(tifffile.imread(tmp_path / "Out" / "killed.tif"), batch)
+    assert files(tmp_path / "In" / ".focusdrop" / "live") == []  # the killed service's preview cleared at the restart
     for frame in paths:
         assert (tmp_path / "In" / "done" / "killed" / frame.name).read_bytes() == frame.read_bytes()
 

@@ -65,6 +65,25 @@ def test_a_report_is_served_by_the_stacks_id_and_nothing_else(hot_folder, caplog
     assert web.get("/api/status").get_json()["stacks"][1]["report"] is False
 
 
+def test_a_live_brackets_preview_is_served_by_its_name_and_nothing_else(hot_folder):
+    """A live job folder is listed with its frames in and its preview, which is served from the previews
+    folder by the exact name listed there."""
+    folder = hot_folder.hot_folder / "ring.partial"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"count": 4}')
+    hot_folder.live.mkdir()
+    (hot_folder.live / "ring.partial.jpg").write_bytes(b"\xff\xd8 a preview")
+    web = client(hot_folder)
+    [item] = web.get("/api/status").get_json()["waiting"]
+    assert item == {"file": "ring.partial/", "state": "live, 0 of 4 frames in", "problem": "",
+                    "preview": "live/ring.partial.jpg"}
+    served = web.get("/live/ring.partial.jpg")
+    assert served.status_code == 200 and served.data == b"\xff\xd8 a preview" and served.mimetype == "image/jpeg"
+    assert served.headers["Cache-Control"] == "no-store"
+    for name in ("other.jpg", "..%2Fjournal.sqlite", "%2E%2E"):
+        assert web.get(f"/live/{name}").status_code == 404
+
+
 def test_every_request_needs_the_token_when_there_is_one(hot_folder):
     web = client(hot_folder, TOKEN)
     assert web.get("/").status_code == 401
@@ -248,3 +267,26 @@ def test_a_corrupt_bracket_fails_with_its_reason_and_a_retry_after_the_fix_gives
     assert list((tmp_path / "In" / "failed").iterdir()) == []
     assert "retried: pads" in service.log.read_text()
     screenshot(page, "status-page-retried")
+
+
+def test_a_live_bracket_shows_its_frames_in_and_the_stack_so_far(tmp_path, service, browser):
+    """Frames landing in a live job folder: the page lists it with its count and a preview that loads, a new
+    one after each frame; when the last frame is in, the bracket becomes a done stack."""
+    _, frames = write_bracket(BracketSpec(width=480, height=320, frames=4, seed=3), tmp_path / "brackets")
+    folder = tmp_path / "In" / "ring.partial"
+    folder.mkdir()
+    (folder / "manifest.json").write_text('{"count": 4}')
+    page = browser.new_page(viewport={"width": 1150, "height": 800})
+    page.goto(service.url)
+    for frame in frames[:2]:
+        shutil.copy(frame, folder / frame.name)
+    live = page.locator("#waiting li", has_text="live, 2 of 4 frames in")
+    live.wait_for(timeout=30_000)
+    preview = live.locator("img.live")
+    preview.wait_for(timeout=30_000)
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=preview.element_handle())
+    screenshot(page, "status-page-live")
+    for frame in frames[2:]:
+        shutil.copy(frame, folder / frame.name)
+    page.locator("tr.stack.done").wait_for(timeout=60_000)
+    assert page.locator("img.live").count() == 0

@@ -51,6 +51,11 @@ class Layout:
         return self.state / "results"
 
     @property
+    def live(self) -> Path:
+        """KEY.jpg: a preview of each bracket being taken in live (bridge.hotfolder.live)."""
+        return self.state / "live"
+
+    @property
     def done(self) -> Path:
         return self.hot_folder / "done"
 

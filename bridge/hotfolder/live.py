@@ -4,13 +4,17 @@ Live are a NAME.partial/ folder whose manifest gives the bracket's frame ``count
 frames (bridge.hotfolder.inbox), each known by its folder or its first frame. Each of its frames is taken
 into an engine.pipeline.FrameAligner as soon as the inbox reports it (a live folder's as it opens complete,
 a loose frame once settled), on a thread of its own per bracket, so that when the bracket ends only
-registration, pass 2 and the write remain.
+registration, pass 2 and the write remain. After each frame, a preview of the stack so far (fused at
+thumbnail size) is written to ``previews``/KEY.jpg, KEY the bracket's folder or first frame's name, for the
+status page; it is removed when the bracket is claimed or dropped.
 Nothing here is journaled: a service stopped mid-bracket finds the folder still in the hot folder at its
 next start and takes its frames in again, and a claimed job whose live work is lost runs from its files.
 """
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,17 +32,42 @@ log = logging.getLogger("focusdrop")
 class _Live:
     aligner: FrameAligner
     thread: ThreadPoolExecutor
+    preview: Path | None
     taken: set[Path] = field(default_factory=set)
     pending: list[Future] = field(default_factory=list)
+
+    def write_preview(self) -> None:
+        """The preview of the frames taken in so far (none once the bracket is claimed; a failed one is logged,
+        the frames still count)."""
+        target = self.preview
+        if target is None:
+            return
+        try:
+            picture = self.aligner.preview()
+            if picture is None:
+                return
+            from focusdrop.bridge.report.pictures import encoded
+            from focusdrop.engine.preview import preview
+            partial = target.with_name(target.name + ".partial")
+            partial.write_bytes(encoded(preview(picture, max(picture.shape[:2]))))
+            os.replace(partial, target)
+            if self.preview is None:  # claimed or dropped meanwhile
+                target.unlink(missing_ok=True)
+        except Exception as e:  # noqa: BLE001 (a preview is for show: it never stops a stack)
+            log.warning("live: no preview for %s: %s", target.stem, e)
 
 
 class LiveStacks:
     """The brackets being taken in (by their folder, or their first loose frame), and the claimed jobs their
     work waits for."""
 
-    def __init__(self) -> None:
+    def __init__(self, previews: Path | None = None) -> None:
         self._brackets: dict[Path, _Live] = {}
         self._jobs: dict[int, _Live] = {}
+        self.previews = previews
+        if previews is not None:  # a stopped service's previews are of brackets it no longer holds
+            shutil.rmtree(previews, ignore_errors=True)
+            previews.mkdir(parents=True)
 
     def feed(self, bracket: Path, frames: list[FrameInfo], options: StackOptions) -> None:
         """Take in the frames of ``bracket`` not taken yet, in the order given (a new bracket starts a
@@ -46,11 +75,13 @@ class LiveStacks:
         live = self._brackets.get(bracket)
         if live is None:
             from focusdrop.engine.pipeline import FrameAligner
-            live = self._brackets[bracket] = _Live(FrameAligner(options), ThreadPoolExecutor(1, "live"))
+            preview = None if self.previews is None else self.previews / f"{bracket.name}.jpg"
+            live = self._brackets[bracket] = _Live(FrameAligner(options), ThreadPoolExecutor(1, "live"), preview)
         for info in frames:
             if info.path not in live.taken:
                 live.taken.add(info.path)
                 live.pending.append(live.thread.submit(live.aligner.add, info))
+                live.thread.submit(live.write_preview)
 
     def keep_only(self, brackets: set[Path]) -> None:
         """Let go of brackets no longer live (removed, renamed by their exporter, a burst regrouped) that no
@@ -67,7 +98,8 @@ class LiveStacks:
     def claimed(self, bracket: Path, job_id: int) -> None:
         """The job ``job_id`` took ``bracket`` (its frames moved into the job's folder)."""
         if bracket in self._brackets:
-            self._jobs[job_id] = self._brackets.pop(bracket)
+            self._jobs[job_id] = live = self._brackets.pop(bracket)
+            _drop_preview(live)
 
     def take(self, job_id: int, folder: Path, options: StackOptions) -> FrameAligner | None:
         """The pass 1 done for job ``job_id`` as its frames arrived, its frames now in ``folder``; None if there
@@ -89,3 +121,11 @@ class LiveStacks:
 def _close(live: _Live) -> None:
     live.thread.shutdown(wait=True, cancel_futures=True)
     live.aligner.close()
+    _drop_preview(live)
+
+
+def _drop_preview(live: _Live) -> None:
+    """No more previews of ``live``, and none left on disk."""
+    preview, live.preview = live.preview, None
+    if preview is not None:
+        preview.unlink(missing_ok=True)

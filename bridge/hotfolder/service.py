@@ -83,9 +83,9 @@ class Service:
 
     def __init__(self, settings: Settings, rescan: float = RESCAN):
         self.settings, self.rescan = settings, rescan
-        self.live = None if settings.cluster else LiveStacks()  # a cluster reads the frames on its workers
-        self.runner = _runner(settings, self.live)  # first: nothing is made for a bad cluster setting
         layout = Layout(settings.hot_folder, settings.out)
+        self.live = None if settings.cluster else LiveStacks(layout.live)  # a cluster reads frames on its workers
+        self.runner = _runner(settings, self.live)  # before the workspace: nothing is made for a bad cluster setting
         self.workspace = Workspace(layout)
         self.inbox = Inbox(settings.hot_folder, settings.quiet, settings.gap, ignore=layout.ignored,
                            give_up=settings.give_up, max_megapixels=settings.max_megapixels)

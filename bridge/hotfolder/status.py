@@ -15,10 +15,11 @@ from focusdrop.engine.frames import list_frames, probe_frame
 
 
 def waiting_files(layout: Layout, quiet: float, max_megapixels: float = MAX_MEGAPIXELS) -> list[dict]:
-    """Loose files and job folders in the hot folder, each {"file", "state", "problem"}: state "settling"
-    (changed within the quiet period, or a job folder still open as NAME.partial), "live, K of N frames in"
-    (a live job folder, bridge.hotfolder.live), "ready" (the service takes it at its next pass) or
-    "unusable" (problem says why)."""
+    """Loose files and job folders in the hot folder, each {"file", "state", "problem", "preview"}: state
+    "settling" (changed within the quiet period, or a job folder still open as NAME.partial), "live, K of N
+    frames in" (a live job folder, bridge.hotfolder.live), "ready" (the service takes it at its next pass)
+    or "unusable" (problem says why); preview: the path of the live preview of the bracket it holds or
+    begins, or None."""
     now, found = time.time(), []
     for entry in sorted(os.scandir(layout.hot_folder), key=lambda e: e.name):
         path = Path(entry.path)
@@ -26,7 +27,7 @@ def waiting_files(layout: Layout, quiet: float, max_megapixels: float = MAX_MEGA
             if entry.name.startswith(".") or entry.name in layout.ignored:
                 continue
             state = (_live_state(path, max_megapixels) or "settling") if entry.name.endswith(PARTIAL) else "ready"
-            found.append({"file": entry.name + "/", "state": state, "problem": ""})
+            found.append({"file": entry.name + "/", "state": state, "problem": "", "preview": _preview(layout, path)})
         elif is_frame_name(path):
             try:
                 probe_frame(path, max_megapixels)
@@ -35,8 +36,13 @@ def waiting_files(layout: Layout, quiet: float, max_megapixels: float = MAX_MEGA
                 problem = e.problem
             settling = now - entry.stat().st_mtime < quiet
             state = "settling" if settling else "unusable" if problem else "ready"
-            found.append({"file": entry.name, "state": state, "problem": problem})
+            found.append({"file": entry.name, "state": state, "problem": problem, "preview": _preview(layout, path)})
     return found
+
+
+def _preview(layout: Layout, bracket: Path) -> str | None:
+    preview = layout.live / f"{bracket.name}.jpg"
+    return str(preview) if preview.is_file() else None
 
 
 def _live_state(folder: Path, max_megapixels: float) -> str | None:
@@ -94,6 +100,7 @@ def status_text(data: dict) -> str:
         lines.append("in the hot folder, not yet a stack:")
         for item in data["waiting"]:
             reason = f": {item['problem']}" if item["problem"] else ""
-            lines.append(f"  {item['state']:<8} {item['file']}{reason}")
+            preview = f"  (preview: {item['preview']})" if item["preview"] else ""
+            lines.append(f"  {item['state']:<8} {item['file']}{reason}{preview}")
     lines.append(f"log: {data['log']}")
     return "\n".join(lines)

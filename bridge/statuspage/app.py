@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import os
 import secrets
 from pathlib import Path
 
@@ -111,6 +112,8 @@ def create_app(layout: Layout, quiet: float, max_megapixels: float, token: str =
                 stack["folder"] = f"{folder.parent.name}/{folder.name}"  # failed/NAME, where to fix the frames
                 stack["error_text"] = _read_text(folder / ERROR) or stack["error"]
             del stack["archive"]  # paths on this machine stay on it
+        for item in data["waiting"]:
+            item["preview"] = item["preview"] and f"live/{Path(item['preview']).name}"
         data["stacks"].reverse()  # newest first
         data["form_token"] = forgery_token
         del data["log"]
@@ -123,6 +126,15 @@ def create_app(layout: Layout, quiet: float, max_megapixels: float, token: str =
     @app.get("/stacks/<int:job_id>/thumbnail")
     def thumbnail(job_id: int) -> Response:
         return send_file(archived(job_or_404(job_id), THUMBNAIL), mimetype="image/jpeg")
+
+    @app.get("/live/<name>")
+    def live_preview(name: str) -> Response:
+        """A live bracket's preview, named as the folder holds it (a name not there: 404)."""
+        if name not in (os.listdir(layout.live) if layout.live.is_dir() else []) or name.endswith(".partial"):
+            abort(404)
+        response = send_file(layout.live / name, mimetype="image/jpeg")
+        response.headers["Cache-Control"] = "no-store"  # a new one after each frame
+        return response
 
     @app.post("/stacks/<int:job_id>/retry")
     def retry_stack(job_id: int) -> tuple[Response, int]:
