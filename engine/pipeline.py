@@ -9,6 +9,7 @@ one frame and its temporaries, whatever the number of frames.
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -197,6 +198,17 @@ def _describe(info: FrameInfo, thumb_factor: float, timings: Timings, pool: Buff
     return key, thumb
 
 
+@dataclass
+class _Shown:
+    """FrameAligner.preview's state: the thumbnails fused so far, the last one's transform to the first,
+    how many, and whether the chain of registrations still holds."""
+
+    fusion: DepthmapFusion
+    to_first: np.ndarray
+    count: int = 0
+    chained: bool = True
+
+
 class FrameAligner:
     """Pass 1 fed one frame at a time: each frame added is described (its registration key and thumbnail)
     and matched, on two threads, with the BAND frames added before it; ``finish`` registers them all. The
@@ -213,6 +225,7 @@ class FrameAligner:
         self._jobs: dict[tuple[int, int], Future] = {}  # frames near in arrival order, matched as they come
         self._pairs = ThreadPoolExecutor(max_workers=2)
         self._buffers = BufferPool()  # each frame is decoded into the memory of one decoded before
+        self._shown: _Shown | None = None  # the preview's running fusion
 
     def describe(self, info: FrameInfo) -> tuple[FrameKey, np.ndarray]:
         """Read a frame and make its key and thumbnail (safe on any thread: add's first half, to overlap
@@ -236,27 +249,32 @@ class FrameAligner:
     def preview(self) -> np.ndarray | None:
         """The frames taken in so far fused at thumbnail size (engine.exposure.THUMB_SIDE), on the first
         frame's grid: what the stack will look like, while it is shot. Each frame is placed by its
-        registration to the frame before it (those still being made are waited for); one that did not
-        register ends the chain there. Returns (h, w, C) float32 in [0, 1], or None before two frames."""
+        registration to the frame before it (those still being made are waited for) and fused once, into
+        running sums that each preview copies; a frame that did not register ends the chain there.
+        Returns (h, w, C) float32 in [0, 1], or None before two frames."""
         if len(self._keys) < 2:
             return None
         height, width, _ = self.infos[0].shape
         factor = thumbnail_factor(width, height)
         first = self._thumbs[0]
-        fusion = DepthmapFusion(first.shape, self.options.power)
-        to_first = np.eye(3)
-        for k, thumb in enumerate(self._thumbs):
+        if self._shown is None:
+            self._shown = _Shown(DepthmapFusion(first.shape, self.options.power), np.eye(3))
+        shown = self._shown
+        while shown.count < len(self._thumbs) and shown.chained:
+            k = shown.count
             if k:
                 _, registered = self._jobs[k, k - 1].result()
                 if registered is None:
+                    shown.chained = False
                     break
-                to_first = to_first @ registered[0]
-            moved, seen = onto_reference(thumb, to_first, factor, first.shape)
+                shown.to_first = shown.to_first @ registered[0]
+            moved, seen = onto_reference(self._thumbs[k], shown.to_first, factor, first.shape)
             moved[~seen] = first[~seen]  # where the frame does not reach: the first frame, not black
             focus = frame_focus(moved)
             focus *= seen
-            fusion.add(moved, focus, nearby_focus(focus), k)
-        return np.clip(fusion.result(), 0.0, 1.0)
+            shown.fusion.add(moved, focus, nearby_focus(focus), k)
+            shown.count += 1
+        return np.clip(copy.deepcopy(shown.fusion).result(), 0.0, 1.0)
 
     def moved(self, folder: Path) -> None:
         """The frames taken in were moved, under the same names, into ``folder``."""

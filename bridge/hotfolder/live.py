@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from focusdrop.engine.frameinfo import FrameInfo
+from focusdrop.engine.frameinfo import FrameError, FrameInfo
 
 if TYPE_CHECKING:  # the engine's heavy imports wait for a live folder
     from focusdrop.engine.pipeline import FrameAligner, StackOptions
@@ -32,6 +32,7 @@ log = logging.getLogger("focusdrop")
 class _Live:
     aligner: FrameAligner
     thread: ThreadPoolExecutor
+    first: FrameInfo  # as probed: the white balance of raw frames comes from it
     preview: Path | None
     taken: set[Path] = field(default_factory=set)
     pending: list[Future] = field(default_factory=list)
@@ -71,17 +72,28 @@ class LiveStacks:
 
     def feed(self, bracket: Path, frames: list[FrameInfo], options: StackOptions) -> None:
         """Take in the frames of ``bracket`` not taken yet, in the order given (a new bracket starts a
-        FrameAligner with ``options``)."""
+        FrameAligner with ``options``). Raw frames are taken with the first frame's white balance: the stack
+        checks that it is the reference's, as it is in a bracket shot with one, and reads them again where it
+        is not. Frames that cannot go together (raw and images, two cameras) are left to the stack to name."""
+        from focusdrop.engine.raw import same_settings
         live = self._brackets.get(bracket)
+        new = [info for info in frames if live is None or info.path not in live.taken]
+        if not new:
+            return
+        try:  # a new bracket's frames begin with its first; a known one's are checked against it
+            new = same_settings(new, 0, options.white_balance) if live is None else \
+                same_settings([live.first] + new, 0, options.white_balance)[1:]
+        except FrameError:
+            return
         if live is None:
             from focusdrop.engine.pipeline import FrameAligner
             preview = None if self.previews is None else self.previews / f"{bracket.name}.jpg"
-            live = self._brackets[bracket] = _Live(FrameAligner(options), ThreadPoolExecutor(1, "live"), preview)
-        for info in frames:
-            if info.path not in live.taken:
-                live.taken.add(info.path)
-                live.pending.append(live.thread.submit(live.aligner.add, info))
-                live.thread.submit(live.write_preview)
+            live = self._brackets[bracket] = _Live(FrameAligner(options), ThreadPoolExecutor(1, "live"), frames[0],
+                                                   preview)
+        for info in new:
+            live.taken.add(info.path)
+            live.pending.append(live.thread.submit(live.aligner.add, info))
+            live.thread.submit(live.write_preview)
 
     def keep_only(self, brackets: set[Path]) -> None:
         """Let go of brackets no longer live (removed, renamed by their exporter, a burst regrouped) that no

@@ -34,7 +34,6 @@ from focusdrop.bridge.hotfolder.manifest import MANIFEST
 from focusdrop.bridge.hotfolder.recovery import recover
 from focusdrop.bridge.hotfolder.runner import LocalRunner, Runner
 from focusdrop.bridge.settings import Fallback, Settings
-from focusdrop.engine.frameinfo import FrameError
 
 log = logging.getLogger("focusdrop")
 MAX_THREADS = 64  # with a cluster: stacks waited on at once (the cluster's capacity sets how many run)
@@ -204,16 +203,12 @@ class Service:
                 pass  # its watch ended with the folder
 
     def _feed_live(self) -> None:
-        """Hand the live brackets' new complete frames to their pass 1, with the settings their jobs will
-        have (a manifest whose settings do not go together is left to fail as its job). Raw frames are taken
-        with the first frame's white balance: the stack checks it is the reference's (engine.raw), as it is
-        in a bracket shot with one white balance, and reads them again where it is not."""
-        from focusdrop.engine.raw import same_settings
+        """Hand the live brackets' complete frames to their pass 1, with the settings their jobs will have (a
+        manifest whose settings do not go together is left to fail as its job)."""
         for bracket, (manifest, frames) in self.inbox.live.items():
             try:
                 options = self.settings.amended(manifest.settings, MANIFEST).stack_options()
-                frames = same_settings(frames, 0, options.white_balance) if frames else frames
-            except (ValueError, FrameError):  # FrameError: raw and images mixed, or two cameras
+            except ValueError:
                 continue
             self.live.feed(bracket, frames, options)
 
