@@ -237,7 +237,7 @@ class Inbox:
             if seen is None:
                 continue
             last_change = max(last_change, seen.changed)
-            if seen.info is None:
+            if seen.info is None and not seen.problem:  # once per change of the file
                 try:
                     seen.info, seen.problem = probe_frame(frame, self.max_megapixels), ""
                     log.info("live: %s: %s complete", folder.name, frame.name)
