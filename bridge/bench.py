@@ -95,7 +95,7 @@ def _live(args: argparse.Namespace, spec: BracketSpec, bracket: Path, folder: Pa
                                     str(out), "--format", args.format, "--quiet", f"{args.quiet:g}"],
                                    stdout=output, stderr=output)
     try:
-        while "watching" not in log.read_text():
+        while "watching" not in log.read_text() and service.poll() is None:  # (a service that stops is said below)
             time.sleep(0.05)
         for k, frame in enumerate(frames):
             time.sleep(args.interval if k else 0.0)
@@ -111,7 +111,7 @@ def _live(args: argparse.Namespace, spec: BracketSpec, bracket: Path, folder: Pa
     if not result.exists():
         print(f"bench: the service stopped without a result; its log: {log}", file=sys.stderr)
         return 1
-    how = "loose, the quiet period " + f"{args.quiet:g} s" if args.no_count else "with a count"
+    how = f"loose, the quiet period {args.quiet:g} s" if args.no_count else "with a count"
     print(f"bench --live: {spec.frames} x {spec.width}x{spec.height} {spec.bit_depth}-bit, {args.interval:g} s "
           f"apart, {how}: the {args.format.upper()} {after:.2f} s after the last frame")
     return 0
