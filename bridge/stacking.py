@@ -8,6 +8,7 @@ import os
 import resource
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from focusdrop.bridge.report.pictures import FramePreviews
 from focusdrop.bridge.settings import FLAT_ONLY
 from focusdrop.engine.frameinfo import FrameInfo
 from focusdrop.engine.masks import region_masks
-from focusdrop.engine.pipeline import FrameAligner, LayerSink, Progress, StackOptions, StackResult, stack
+from focusdrop.engine.pipeline import FrameAligner, Progress, StackOptions, StackResult, stack
 from focusdrop.engine.psd import LayeredDocument
 from focusdrop.engine.save import FLAT_SUFFIXES, to_integer, write_durably, write_image
 from focusdrop.engine.xmp import capture_properties, result_xmp
@@ -34,7 +35,8 @@ DEPTH_LAYER_NAME = "depth map (FocusDrop): dark = first frame, light = last"
 
 
 class LayerCollector:
-    """Builds the layered document as the aligned frames arrive, created at the first frame.
+    """Builds the layered document as the aligned frames arrive, created at the first frame, its spool in
+    the folder ``spool``.
 
     Bottom to top: one layer per frame, its mask white where that frame supplies the pixel (as Photoshop's
     Auto-Blend draws them; engine.masks); the exact soft blend, visible, with a white mask, so that the
@@ -42,19 +44,25 @@ class LayerCollector:
     hidden. To refine a spot: paint the blend layer's mask black there, then the frames' masks.
     """
 
-    def __init__(self, path: Path):
-        self.path = path
+    def __init__(self, spool: Path):
+        self.spool = spool
         self.document: LayeredDocument | None = None
 
     def __call__(self, frame: FrameInfo, image: np.ndarray) -> None:
         if self.document is None:
             height, width, channels = image.shape
-            self.document = LayeredDocument(self.path, width, height, channels, frame.dtype, frame.icc)
+            self.document = LayeredDocument(self.spool / "unnamed.psd", width, height, channels, frame.dtype,
+                                            frame.icc, spool=self.spool)
         self.document.add_layer(frame.path.stem, to_integer(image, frame.dtype), mask_later=True)
 
-    def write(self, result: StackResult, xmp: bytes) -> Path:
-        """Finish the document: the blend, pyramid and depth layers, the frames' masks, the XMP packet,
-        the composite."""
+    def write(self, result: StackResult, xmp: bytes, path: Path) -> Path:
+        """Finish the document as ``path``: cropped to the result where the frames covered more
+        (result.layers_box), the blend, pyramid and depth layers, the frames' masks, the XMP packet, the
+        composite."""
+        self.document.path = path
+        (lx0, ly0, _, _), (x0, y0, x1, y1) = result.layers_box, result.alignment.box
+        if result.layers_box != result.alignment.box:
+            self.document.crop(x0 - lx0, y0 - ly0, x1 - lx0, y1 - ly0)
         frames = result.alignment.frames
         dtype = frames[0].dtype
         white = np.full(result.image.shape[:2], np.iinfo(dtype).max, dtype)
@@ -65,21 +73,43 @@ class LayerCollector:
         self.document.add_layer(DEPTH_LAYER_NAME, np.repeat(depth, result.image.shape[2], axis=2), visible=False)
         self.document.xmp = xmp
         written = self.document.write(result.image, region_masks(result.depth, len(frames), dtype))
-        if written != self.path:
+        if written != path:
             log.warning("the document is over PSD's 2 GB or 30,000 px limit: wrote %s as PSB (large document "
                         "format; Photoshop opens it, GIMP 2.10 does not)", written.name)
         return written
 
 
-def _each(sinks: list) -> LayerSink | None:
-    """One on_layer sink that hands each frame to every one of ``sinks`` (None for none)."""
-    if not sinks:
-        return None
+class FrameSinks:
+    """Where a stack's aligned frames go as they are fused (an engine.pipeline.LayerSink): the layers of
+    its layered document, spooled in the folder ``spool`` (None: no layered document), and the previews of
+    its report page (if ``page``)."""
 
-    def on_layer(frame: FrameInfo, image: np.ndarray) -> None:
-        for sink in sinks:
-            sink(frame, image)
-    return on_layer
+    def __init__(self, spool: Path | None, page: bool):
+        self.layers = None if spool is None else LayerCollector(spool)
+        self.previews = FramePreviews() if page else None
+
+    def __call__(self, frame: FrameInfo, image: np.ndarray) -> None:
+        for sink in (self.layers, self.previews):
+            if sink is not None:
+                sink(frame, image)
+
+    def fits(self, layered: bool, page: bool) -> bool:
+        """Whether these are the sinks a stack with (or without) a layered document and a page needs."""
+        return (self.layers is not None) == layered and (self.previews is not None) == page
+
+    def close(self) -> None:
+        """Let go of the document's spool, for frames that will not be written."""
+        if self.layers is not None and self.layers.document is not None:
+            self.layers.document.close()
+
+
+@dataclass
+class Taken:
+    """The work done on a bracket's frames as they arrived (live stacking): pass 1, with pass 2 run ahead
+    where the count was known (engine.pipeline.AheadFusion), its aligned frames given to ``sinks``."""
+
+    aligner: FrameAligner
+    sinks: FrameSinks | None = None
 
 
 class StackWarnings(logging.Handler):
@@ -182,13 +212,14 @@ def report(result: StackResult, outputs: list[Path]) -> dict:
 
 def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions, depthmap: Path | None = None,
                   report_path: Path | None = None, overwrite: bool = False, progress: Progress | None = None,
-                  page: Path | None = None, taken: FrameAligner | None = None) -> tuple[StackResult, list[Path]]:
+                  page: Path | None = None, taken: Taken | None = None) -> tuple[StackResult, list[Path]]:
     """Stack ``paths`` (in focus order) into each of ``outputs`` (one layered document at most, and flat
     files); optionally write the depth map, a JSON report and the report ``page`` (bridge.report, with the
     result's preview beside it, named as the page with .jpg); existing files are replaced only with
     ``overwrite``. Every file is written durably under a temporary name and renamed into place.
-    ``progress``: the engine's progress callback; ``taken``: engine.pipeline.stack's. Returns the result and
-    the paths written."""
+    ``progress``: the engine's progress callback; ``taken``: the work done as the frames arrived (live
+    stacking), finished instead of reading them again where it holds. Returns the result and the paths
+    written."""
     checks = [(p, OUTPUT_SUFFIXES) for p in outputs] + [(depthmap, DEPTHMAP_SUFFIXES)] * bool(depthmap)
     checks += [(report_path, (".json",))] * bool(report_path)
     checks += [(page, PAGE_SUFFIXES), (page.with_suffix(".jpg"), (".jpg",))] if page else []
@@ -199,24 +230,31 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
     if (depthmap is not None or layered) and options.method != "depthmap":
         raise ValueError(f"{(layered or [depthmap])[0].name}: {FLAT_ONLY} (a layered document and a depth map "
                          f"come from the depthmap method)")
-    layers = LayerCollector(layered[0]) if layered else None
-    previews = FramePreviews() if page else None
-    sinks = [sink for sink in (layers, previews) if sink is not None]
+    sinks = FrameSinks(layered[0].parent if layered else None, page is not None)
+    ahead = None if taken is None else taken.aligner.ahead
+    if ahead is not None and not (taken.sinks is not None and taken.sinks.fits(bool(layered), page is not None)):
+        ahead.stop("its frames did not go where this stack's go")
     try:
         with StackWarnings() as warnings:
-            result = stack(paths, options, progress or (lambda step, done, total: None), on_layer=_each(sinks),
-                           taken=taken)
+            result = stack(paths, options, progress or (lambda step, done, total: None), on_layer=sinks,
+                           taken=None if taken is None else taken.aligner)
     except BaseException:
-        if layers is not None and layers.document is not None:
-            layers.document.close()
+        for unused in (sinks, None if taken is None else taken.sinks):
+            if unused is not None:
+                unused.close()
         raise
+    if ahead is not None and ahead.stopped is None:  # the frames went to the sinks as they arrived
+        sinks.close()
+        sinks = taken.sinks
+    elif taken is not None and taken.sinks is not None:
+        taken.sinks.close()
     reference = result.alignment.frames[result.alignment.reference]
     xmp = result_xmp(reference.xmp, capture_properties(reference.path) | provenance(result, options))
     written = []
     with result.timings("write"):
         for output in outputs:
             if output.suffix.lower() in LAYERED_SUFFIXES:
-                written.append(layers.write(result, xmp))
+                written.append(sinks.layers.write(result, xmp, output))
             else:
                 write_image(output, result.image, reference.icc, xmp)
                 written.append(output)
@@ -229,17 +267,17 @@ def stack_to_file(paths: list[Path], outputs: list[Path], options: StackOptions,
     if page is not None:
         from focusdrop.bridge.report.page import page_title, render  # here: matplotlib and Jinja2 load only for it
         from focusdrop.bridge.report.pictures import make_pictures
-        pictures = make_pictures(result, previews)
+        pictures = make_pictures(result, sinks.previews)
         write_durably(page, render(page_title(written), result, data, pictures, warnings.messages).encode("utf-8"))
         write_durably(page.with_suffix(".jpg"), pictures.result_jpeg)
     return result, written
 
 
 def stack_record(paths: list[Path], outputs: list[Path], options: StackOptions, worker: str,
-                 page: Path | None = None, progress: Progress | None = None, taken: FrameAligner | None = None
+                 page: Path | None = None, progress: Progress | None = None, taken: Taken | None = None
                  ) -> dict:
     """A hot-folder job's stack: ``stack_to_file`` with ``overwrite`` (its report page at ``page``, its
-    progress to ``progress``, the pass 1 ``taken`` as its frames arrived), reduced to what the service
+    progress to ``progress``, the work ``taken`` as its frames arrived), reduced to what the service
     keeps: {"written": the paths written, "report": ``report``, "worker": ``worker``}. The result's pixels
     are released before returning (a cluster task sends only this record back)."""
     result, written = stack_to_file(paths, outputs, options, overwrite=True, progress=progress, page=page,

@@ -5,7 +5,8 @@ the focus order and which frame to register to which (engine.order), registers t
 order are matched, and neighbours registered, while frames are being read: the common case), chains the
 transforms to the reference frame, and measures exposure gains and the common area. Pass 2 reads each frame
 again, warps it onto the output box and adds it to the running fusion. Peak memory is the fusion state plus
-one frame and its temporaries, whatever the number of frames.
+one frame and its temporaries, whatever the number of frames. Live stacking feeds both passes frame by
+frame as the frames arrive (FrameAligner, AheadFusion).
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ METHODS = ("depthmap", "pyramid")
 MAX_LOOP = 1.5  # px: a frame whose pairs disagree with the chained transforms by more is called uncertain
 LOOP_ECC_SCALE = 0.5  # the loop check's ECC runs at half the resolution of the registration's
 EARLY_SCALES = {1: 1.0, 2: LOOP_ECC_SCALE}  # frames this far apart in file order are registered while read
+AHEAD_TOLERANCE = 0.01  # px: the final transforms may move a frame's corners this far from those fused ahead
 
 SKIP_HINT = Hint("skip_unaligned", True, "to leave such frames out")
 
@@ -106,13 +108,16 @@ class Alignment:
 class StackResult:
     """image: (h, w, C) at the frames' bit depth; depth: (h, w) uint8 index into alignment.frames of the
     frame that supplies each pixel (depth-map method only; engine.masks.owner_map); pyramid: the pyramid
-    method's image when asked for with pyramid_layer, else None; timings: seconds per step."""
+    method's image when asked for with pyramid_layer, else None; timings: seconds per step; layers_box: the
+    area (x0, y0, x1, y1) of the reference frame's grid that the aligned frames given to on_layer cover: the
+    output box, or the whole frame where pass 2 ran as the frames arrived (AheadFusion)."""
 
     image: np.ndarray
     depth: np.ndarray | None
     alignment: Alignment
     timings: dict[str, float]
     pyramid: np.ndarray | None = None
+    layers_box: tuple[int, int, int, int] | None = None
 
 
 class Timings(dict):
@@ -140,17 +145,20 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
 
     taken: pass 1 already fed these very frames as they arrived, in any order (live stacking, with these
     options); it is finished here instead of reading the frames again. Otherwise (or if it took other
-    frames) pass 1 runs.
+    frames) pass 1 runs. Where ``taken`` ran pass 2 ahead too and it holds (AheadFusion), its result is used
+    and ``on_layer`` is not called: its own sink had the frames (``StackResult.layers_box`` says where).
     """
     if options.method not in METHODS:
         raise ValueError(f"unknown method {options.method!r}; choose one of {', '.join(METHODS)}")
     if options.reference is not None and not 0 <= options.reference < len(paths):
         raise ValueError(f"reference frame {options.reference} is outside the stack of {len(paths)} frames")
+    fused = None
     if taken is not None and sorted(info.path for info in taken.infos) == sorted(paths) and \
             _balanced_as_batch(taken.infos, paths, options):
         alignment = taken.finish(list(paths))
         timings = taken.timings
         infos = alignment.frames
+        fused = None if taken.ahead is None else taken.ahead.result(alignment)
     else:
         if taken is not None:
             taken.close()
@@ -161,12 +169,20 @@ def stack(paths: list[Path], options: StackOptions = StackOptions(), progress: P
             infos = same_settings(infos, len(infos) // 2 if options.reference is None else options.reference,
                                   options.white_balance)
         alignment = align_frames(infos, options, progress, timings)
-    image, depth, pyramid = fuse_frames(alignment, options, progress, timings, on_layer)
+    layers_box = alignment.box
+    if fused is None:
+        fused = fuse_frames(alignment, options, progress, timings, on_layer)
+    else:
+        height, width, _ = infos[0].shape
+        layers_box = (0, 0, width, height)
+        progress("fuse", len(infos), len(infos))
+    image, depth, pyramid = fused
+    del fused
     with timings("convert"):
         pixels = to_integer(image, infos[0].dtype)
         del image
         pyramid = None if pyramid is None else to_integer(pyramid, infos[0].dtype)
-    return StackResult(pixels, depth, alignment, timings, pyramid)
+    return StackResult(pixels, depth, alignment, timings, pyramid, layers_box)
 
 
 def _balanced_as_batch(infos: list[FrameInfo], paths: list[Path], options: StackOptions) -> bool:
@@ -226,6 +242,7 @@ class FrameAligner:
         self._pairs = ThreadPoolExecutor(max_workers=2)
         self._buffers = BufferPool()  # each frame is decoded into the memory of one decoded before
         self._shown: _Shown | None = None  # the preview's running fusion
+        self.ahead: AheadFusion | None = None  # pass 2 as the frames arrive, where their count is known
 
     def describe(self, info: FrameInfo) -> tuple[FrameKey, np.ndarray]:
         """Read a frame and make its key and thumbnail (safe on any thread: add's first half, to overlap
@@ -280,9 +297,16 @@ class FrameAligner:
         """The frames taken in were moved, under the same names, into ``folder``."""
         self.infos = [replace(info, path=folder / info.path.name) for info in self.infos]
 
+    def fuse_ahead(self, count: int, on_layer: LayerSink | None = None) -> None:
+        """Run pass 2 too as the frames arrive (AheadFusion), for a bracket of ``count`` frames added in the
+        order given; ``on_layer`` takes its aligned frames, on the reference frame's whole grid."""
+        self.ahead = AheadFusion(self, count, on_layer)
+
     def close(self) -> None:
-        """Let go of the matching threads, for frames that will not be finished."""
+        """Let go of the matching threads, for frames that will not be finished, and of pass 2 run ahead."""
         self._pairs.shutdown(cancel_futures=True)
+        if self.ahead is not None:
+            self.ahead.stop("the bracket was not finished as it arrived")
 
     def finish(self, given: list[Path] | None = None) -> Alignment:
         """Register the frames taken in: the focus order, the reference, the transforms, the loop check,
@@ -290,6 +314,8 @@ class FrameAligner:
         added in another (frames that landed out of order); the pairs matched as they came are kept, and
         those near in the order given that were not are matched now. Raises FrameError (fewer than 2
         frames, no common area)."""
+        if self.ahead is not None:
+            self.ahead.advance()  # its last frames, while the thumbnails are still here
         matched, early = {}, {}
         try:
             check_stack(self.infos)
@@ -298,7 +324,7 @@ class FrameAligner:
                 if registered is not None:
                     early[pair] = registered
         finally:
-            self.close()
+            self._pairs.shutdown(cancel_futures=True)
             self._jobs = {}
         if given is not None and given != [info.path for info in self.infos]:
             matched, early = self._reorder(given, matched, early)
@@ -323,6 +349,134 @@ class FrameAligner:
         missing = [pair for pair in band_pairs(len(given)) if pair not in matched]
         matched.update(zip(missing, ordered_map(partial(_match, self._keys), missing)))
         return matched, early
+
+
+class AheadFusion:
+    """Pass 2 run as the frames of a bracket of known ``count`` arrive (live stacking), so that only the last
+    frame, the crop and the write remain when it is in.
+
+    The frames, added to ``aligner`` in the order given, are fused in that order on the whole grid of the
+    reference frame (the batch's: ``options.reference``, else the middle one) once it is in: each placed by the
+    chain of neighbour registrations made as it arrived, brought to the reference's exposure and shading as the
+    batch does. ``result`` checks the finished pass 1 against what was used (the order given is the focus
+    order, the same reference, transforms, gains and shading), crops to the common area, and says None where
+    they differ: the batch's pass 2 then runs. The result equals the batch's but near the crop's edges, where
+    the focus measure sees past them.
+    """
+
+    def __init__(self, aligner: FrameAligner, count: int, on_layer: LayerSink | None):
+        self.aligner, self.count, self.on_layer = aligner, count, on_layer
+        options = aligner.options
+        self.reference = count // 2 if options.reference is None else options.reference
+        self.names: list[str] = []  # the frames placed, in order
+        self.to_ref: list[np.ndarray] = []
+        self.gains: list[np.ndarray] = []
+        self.shading: list[np.ndarray] = []
+        self.fused = 0
+        self.stopped: str | None = None  # why it gave up
+        self._fusion: _Fusion | None = None
+        self._pool = BufferPool()
+
+    def stop(self, why: str) -> None:
+        """Give up (the batch's pass 2 will run), letting go of the fusion's memory."""
+        if self.stopped is None:
+            self.stopped = why
+        self._fusion = None
+        self._pool.clear()
+
+    def advance(self) -> None:
+        """Fuse the frames added so far that can be placed: called after each frame is added, on the thread
+        that adds them."""
+        infos = self.aligner.infos
+        if self.stopped is not None or len(infos) <= self.reference:
+            return
+        if len(infos) > self.count:
+            self.stop(f"more than the {self.count} frames counted arrived")
+            return
+        try:
+            self._place()
+        except AlignmentError as e:
+            self.stop(str(e))
+            return
+        if self._fusion is None:
+            height, width, channels = infos[0].shape
+            self._fusion = _Fusion((height, width, channels), self.aligner.options)
+        box = (0, 0, infos[0].shape[1], infos[0].shape[0])
+
+        def prepare(k: int) -> tuple:
+            return _prepare(infos[k], self.to_ref[k], self.gains[k], self.shading[k], box, False,
+                            self.aligner.options, self.aligner.timings, self._pool)
+        frames = list(range(self.fused, len(self.to_ref)))
+        _fuse_each(self._fusion, frames, prepare, infos, self._pool, self.aligner.timings, self.on_layer)
+        self.fused = len(self.to_ref)
+
+    def _place(self) -> None:
+        """Each frame's transform to the reference, gain and shading, as far as the neighbour registrations
+        reach: the frames before the reference once it is in, then each one after it. Raises AlignmentError
+        where a neighbour pair did not register."""
+        infos, thumbs, jobs = self.aligner.infos, self.aligner._thumbs, self.aligner._jobs
+        ref = self.reference
+        height, width, _ = infos[0].shape
+        factor = thumbnail_factor(width, height)
+
+        def step(i: int) -> np.ndarray:  # frame i -> frame i - 1
+            _, registered = jobs[i, i - 1].result()
+            if registered is None:
+                raise AlignmentError(f"{infos[i].path.name} did not register to the frame before it as it arrived")
+            return registered[0]
+        if not self.to_ref:
+            chain = {ref: np.eye(3)}
+            for k in range(ref - 1, -1, -1):
+                chain[k] = chain[k + 1] @ np.linalg.inv(step(k + 1))
+            placed = [chain[k] for k in range(ref + 1)]
+        else:
+            placed = []
+        for k in range(len(self.to_ref) + len(placed), len(infos)):
+            placed.append((placed[-1] if placed else self.to_ref[-1]) @ step(k))
+        for matrix in placed:
+            k = len(self.to_ref)
+            if k == ref:  # as the batch: the reference's gain and shading are 1
+                gain = np.ones(infos[0].shape[2], np.float32)
+                field = shading_fields([thumbs[ref]], np.eye(3)[None], 0, factor, gain[None])[0]
+            else:
+                pair, moves = [thumbs[ref], thumbs[k]], np.array([np.eye(3), matrix])
+                gains = exposure_gains(pair, moves, 0, factor)
+                gain, field = gains[1], shading_fields(pair, moves, 0, factor, gains)[1]
+            self.to_ref.append(matrix)
+            self.gains.append(gain)
+            self.shading.append(field)
+            self.names.append(infos[k].path.name)
+
+    def result(self, alignment: Alignment) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+        """fuse_frames' result for the finished pass 1 ``alignment``, cropped from the fusion run ahead; None
+        (the reason logged) where the alignment is not the one it used."""
+        why = self.stopped or self._differs(alignment)
+        if why:
+            log.info("live: pass 2 runs again at the end: %s", why)
+            self.stop(why)
+            return None
+        image, depth, pyramid = self._fusion.result()
+        self._fusion = None
+        x0, y0, x1, y1 = alignment.box
+        return (image[y0:y1, x0:x1], None if depth is None else np.ascontiguousarray(depth[y0:y1, x0:x1]),
+                None if pyramid is None else pyramid[y0:y1, x0:x1])
+
+    def _differs(self, alignment: Alignment) -> str:
+        """How ``alignment`` differs from what the fusion used, or "" where it does not."""
+        if self.fused != len(alignment.frames) or [i.path.name for i in alignment.frames] != self.names:
+            return "the frames fused as they came are not the focus order found"
+        if alignment.reference != self.reference:
+            return "the reference frame is not the one fused on"
+        height, width, _ = alignment.frames[0].shape
+        corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], float)
+        moved = max(np.abs(geometry.apply(a, corners) - geometry.apply(b, corners)).max()
+                    for a, b in zip(alignment.to_ref, self.to_ref))
+        if moved > AHEAD_TOLERANCE:
+            return f"the final transforms move a corner {moved:.3f} px from the ones fused with"
+        if not (np.allclose(alignment.gains, self.gains, atol=1e-5)
+                and np.allclose(alignment.shading, self.shading, atol=1e-4)):
+            return "the final exposure is not the one fused with"
+        return ""
 
 
 def align_frames(infos: list[FrameInfo], options: StackOptions, progress: Progress = _no_progress,
@@ -552,29 +706,67 @@ def _log_alignment(alignment: Alignment) -> None:
              x1 - x0, y1 - y0, x0, y0)
 
 
-def _prepare(k: int, alignment: Alignment, options: StackOptions, timings: Timings,
+def _prepare(info: FrameInfo, to_ref: np.ndarray, gain: np.ndarray, shading: np.ndarray,
+             box: tuple[int, int, int, int], covered: bool, options: StackOptions, timings: Timings,
              pool: BufferPool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Pass 2's per-frame work before fusion: frame k on the output box (h, w, C) float32 and, for the
-    depth-map method, its focus measure and that measure spread wide, (h, w) and (h // 4, w // 4) float32.
-    The frame is in a buffer from ``pool``, for the caller to give back."""
-    info = alignment.frames[k]
-    x0, y0, x1, y1 = alignment.box
+    """Pass 2's per-frame work before fusion: the frame on ``box`` of the reference grid, (h, w, C) float32
+    (to_ref, gain, shading: its Alignment entries) and, for the depth-map method, its focus measure and that
+    measure spread wide, (h, w) and (h // 4, w // 4) float32; ``covered``: whether the frame covers the box
+    (else its focus is zero where it has no pixels). The frame is in a buffer from ``pool``, for the caller to
+    give back."""
+    x0, y0, x1, y1 = box
     with timings("read"):
         pixels = read_frame(info)  # not pooled: between frames it sat free beside the rest, +140 MB at 24 MP
     with timings("warp"):
-        image = warp_to_reference(pixels, alignment.to_ref[k], alignment.box, alignment.gains[k],
-                                  info.full_scale, alignment.shading[k],
+        image = warp_to_reference(pixels, to_ref, box, gain, info.full_scale, shading,
                                   out=pool.take((y1 - y0, x1 - x0, info.shape[2]), np.float32))
         del pixels
     if options.method != "depthmap":
         return image, None, None
     with timings("focus"):
         focus = frame_focus(image, options.noise_sigma, options.spread_sigma)
-        if not options.crop:
+        if not covered:
             height, width, _ = info.shape
-            focus *= coverage(alignment.to_ref[k], alignment.box, width, height)
+            focus *= coverage(to_ref, box, width, height)
         nearby = nearby_focus(focus)
     return image, focus, nearby
+
+
+class _Fusion:
+    """Pass 2's running fusions on one box, as ``options`` asks (the depth-map method, the pyramid method or
+    both), fed frames in focus order."""
+
+    def __init__(self, shape: tuple[int, int, int], options: StackOptions):
+        self.depthmap = DepthmapFusion(shape, options.power) if options.method == "depthmap" else None
+        self.pyramid = PyramidFusion(shape) if options.method == "pyramid" or options.pyramid_layer else None
+
+    def add(self, k: int, image: np.ndarray, focus: np.ndarray | None, nearby: np.ndarray | None) -> None:
+        if self.pyramid is not None:
+            self.pyramid.add(image)
+        if self.depthmap is not None:
+            self.depthmap.add(image, focus, nearby, k)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """fuse_frames' result."""
+        if self.depthmap is None:
+            return self.pyramid.result(), None, None
+        return self.depthmap.result(), self.depthmap.depth(), None if self.pyramid is None else self.pyramid.result()
+
+
+def _fuse_each(fusion: _Fusion, frames: list[int], prepare: Callable[[int], tuple], infos: list[FrameInfo],
+               pool: BufferPool, timings: Timings, on_layer: LayerSink | None,
+               progress: Callable[[int], None] = lambda k: None) -> None:
+    """Fuse ``frames`` (positions in focus order, ascending) into ``fusion``, each prepared by ``prepare``
+    while the one before it is fused, handed to ``on_layer``, its buffers given back to ``pool``."""
+    for k, (image, focus, nearby) in zip(frames, ordered_map(prepare, frames, ahead=1)):
+        with timings("fuse"):
+            fusion.add(k, image, focus, nearby)
+        if on_layer is not None:
+            with timings("layers"):
+                on_layer(infos[k], image)
+        pool.give(image)
+        del image, focus, nearby
+        progress(k)
 
 
 def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress = _no_progress,
@@ -585,27 +777,16 @@ def fuse_frames(alignment: Alignment, options: StackOptions, progress: Progress 
     the pyramid method's image if ``options.pyramid_layer`` (else None)."""
     timings = timings if timings is not None else Timings()
     pool = BufferPool()  # each frame is warped into the memory of the frame before the one being fused
-    x0, y0, x1, y1 = alignment.box
-    shape = (y1 - y0, x1 - x0, alignment.frames[0].shape[2])
-    depthmap = DepthmapFusion(shape, options.power) if options.method == "depthmap" else None
-    pyramid = PyramidFusion(shape) if options.method == "pyramid" or options.pyramid_layer else None
-    total = len(alignment.frames)
-    prepared = ordered_map(partial(_prepare, alignment=alignment, options=options, timings=timings, pool=pool),
-                           range(total), ahead=1)
-    for k, (image, focus, nearby) in enumerate(prepared):
-        with timings("fuse"):
-            if pyramid is not None:
-                pyramid.add(image)
-            if depthmap is not None:
-                depthmap.add(image, focus, nearby, k)
-        if on_layer is not None:
-            with timings("layers"):
-                on_layer(alignment.frames[k], image)
-        pool.give(image)
-        del image, focus, nearby
-        progress("fuse", k + 1, total)
+    x0, y0, x1, y1 = box = alignment.box
+    fusion = _Fusion((y1 - y0, x1 - x0, alignment.frames[0].shape[2]), options)
+    a = alignment
+
+    def prepare(k: int) -> tuple:
+        return _prepare(a.frames[k], a.to_ref[k], a.gains[k], a.shading[k], box, options.crop, options, timings,
+                        pool)
+    total = len(a.frames)
+    _fuse_each(fusion, list(range(total)), prepare, a.frames, pool, timings, on_layer,
+               lambda k: progress("fuse", k + 1, total))
     pool.clear()  # the result's own arrays need the memory now
     with timings("fuse"):
-        if depthmap is None:
-            return pyramid.result(), None, None
-        return depthmap.result(), depthmap.depth(), None if pyramid is None else pyramid.result()
+        return fusion.result()

@@ -135,6 +135,10 @@ def _resource(resource_id: int, data: bytes) -> bytes:
 class _Layer:
     name: str
     visible: bool
+    top: int                         # the layer's rectangle in document px (it may reach past the canvas)
+    left: int
+    height: int
+    width: int
     channels: list[tuple[int, int]]  # (channel id, bytes in the spool including the 2-byte compression)
     offset: int                      # where the layer's channels start in the spool
     mask: bytes | None = None        # the compressed mask channel, 2-byte compression included
@@ -148,26 +152,35 @@ class _Layer:
 class LayeredDocument:
     """A PSD/PSB being assembled: add layers bottom to top, then ``write`` with the composite.
 
-    path: the final file (its folder holds the spool); width, height: px; channels: 1 (grey) or 3 (RGB);
-    dtype: uint8 or uint16, the document depth; icc, xmp: bytes to embed, or None.
+    path: the final file; width, height: px; channels: 1 (grey) or 3 (RGB); dtype: uint8 or uint16, the
+    document depth; icc, xmp: bytes to embed, or None; spool: the folder that holds the spool (the path's
+    folder if None). ``path`` may be changed until ``write``, and ``crop`` changes the canvas.
     """
 
     def __init__(self, path: Path, width: int, height: int, channels: int, dtype: np.dtype,
-                 icc: bytes | None = None, xmp: bytes | None = None):
+                 icc: bytes | None = None, xmp: bytes | None = None, spool: Path | None = None):
         self.path = Path(path)
         self.width, self.height, self.channels = width, height, channels
         self.dtype = np.dtype(dtype)
         self.icc, self.xmp = icc, xmp
         self._layers: list[_Layer] = []
-        self._spool = tempfile.TemporaryFile(dir=self.path.parent, prefix=".focusdrop-spool-")
+        self._spool = tempfile.TemporaryFile(dir=spool or self.path.parent, prefix=".focusdrop-spool-")
         self._pool = ThreadPoolExecutor(max_workers=2)  # deflate releases the GIL: channels in parallel
-        self._pending: tuple[str, bool, list, bool] | None = None
-        self._opaque: bytes | None = None  # the transparency channel, the same for every layer
+        self._pending: tuple[_Layer, list] | None = None
+        self._opaque: dict[tuple[int, int], bytes] = {}  # the transparency channel, by layer size
+
+    def crop(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        """Make the area (x0, y0, x1, y1) of the canvas the document's canvas; the layers keep all their
+        pixels, those past the new canvas outside it (as Photoshop's crop with "Delete Cropped Pixels" off)."""
+        self._spool_pending()
+        for layer in self._layers:
+            layer.top, layer.left = layer.top - y0, layer.left - x0
+        self.width, self.height = x1 - x0, y1 - y0
 
     def add_layer(self, name: str, pixels: np.ndarray, mask: np.ndarray | None = None,
                   visible: bool = True, mask_later: bool = False) -> None:
-        """Append a layer above the others. pixels: (H, W, C), mask: (H, W), both of the document dtype;
-        mask_later: the mask is passed to ``write`` instead.
+        """Append a layer above the others, covering the canvas. pixels: (H, W, C), mask: (H, W), both of
+        the document dtype; mask_later: the mask (covering the canvas) is passed to ``write`` instead.
 
         Compression runs in the background while the caller goes on; one layer at most waits for it."""
         if pixels.shape != (self.height, self.width, self.channels) or pixels.dtype != self.dtype:
@@ -177,18 +190,19 @@ class LayeredDocument:
             planes.append((USER_MASK, mask))
         compressing = [(cid, self._pool.submit(zip_with_prediction, plane)) for cid, plane in planes]
         self._spool_pending()
-        self._pending = (name, visible, compressing, mask_later)
+        self._pending = (_Layer(name, visible, 0, 0, self.height, self.width, [], 0, mask_later=mask_later),
+                         compressing)
 
     def _spool_pending(self) -> None:
         """Write the waiting layer's compressed channels to the spool, transparency first."""
         if self._pending is None:
             return
-        name, visible, compressing, mask_later = self._pending
-        if self._opaque is None:
-            self._opaque = zip_with_prediction(np.full((self.height, self.width), np.iinfo(self.dtype).max,
-                                                       self.dtype))
-        layer = _Layer(name, visible, [], self._spool.tell(), mask_later=mask_later)
-        for channel_id, data in [(TRANSPARENCY, self._opaque)] + [(c, f.result()) for c, f in compressing]:
+        layer, compressing = self._pending
+        size = (layer.height, layer.width)
+        if size not in self._opaque:
+            self._opaque[size] = zip_with_prediction(np.full(size, np.iinfo(self.dtype).max, self.dtype))
+        layer.offset = self._spool.tell()
+        for channel_id, data in [(TRANSPARENCY, self._opaque[size])] + [(c, f.result()) for c, f in compressing]:
             if channel_id == USER_MASK:
                 layer.mask = struct.pack(">H", ZIP_WITH_PREDICTION) + data
                 continue
@@ -281,12 +295,16 @@ class LayeredDocument:
     def _record(self, layer: _Layer, version: int) -> bytes:
         length = ">I" if version == 1 else ">Q"
         channels = layer.channels + ([(USER_MASK, len(layer.mask))] if layer.mask is not None else [])
-        record = struct.pack(">iiiiH", 0, 0, self.height, self.width, len(channels))
+        record = struct.pack(">iiiiH", layer.top, layer.left, layer.top + layer.height, layer.left + layer.width,
+                             len(channels))
         record += b"".join(struct.pack(">h", cid) + struct.pack(length, size) for cid, size in channels)
         flags = 0 if layer.visible else 0x02
         record += b"8BIMnorm" + struct.pack(">BBBB", 255, 0, flags, 0)
         has_mask = layer.mask is not None
-        mask = struct.pack(">IiiiiBBxx", 20, 0, 0, self.height, self.width, 0, 0) if has_mask else b"\0" * 4
+        top, left, bottom, right = (0, 0, self.height, self.width) if layer.mask_later else \
+            (layer.top, layer.left, layer.top + layer.height, layer.left + layer.width)  # a mask covers the canvas
+        # at write, or else its layer
+        mask = struct.pack(">IiiiiBBxx", 20, top, left, bottom, right, 0, 0) if has_mask else b"\0" * 4
         full_range = struct.pack(">HHHH", 0, 0xFFFF, 0, 0xFFFF)
         blending = full_range * (1 + self.channels)
         extra = (mask + struct.pack(">I", len(blending)) + blending + _pascal_name(layer.name)

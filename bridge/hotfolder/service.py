@@ -207,10 +207,11 @@ class Service:
         manifest whose settings do not go together is left to fail as its job)."""
         for bracket, (manifest, frames) in self.inbox.live.items():
             try:
-                options = self.settings.amended(manifest.settings, MANIFEST).stack_options()
+                settings = self.settings.amended(manifest.settings, MANIFEST)
+                options = settings.stack_options()
             except ValueError:
                 continue
-            self.live.feed(bracket, frames, options)
+            self.live.feed(bracket, frames, options, manifest.count, ".psd" in settings.format.suffixes)
 
     def _note_workers(self) -> None:
         """Journal which worker each running stack is on (``focusdrop status`` shows it)."""

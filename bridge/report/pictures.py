@@ -48,6 +48,18 @@ class FramePreviews:
     def __call__(self, frame: FrameInfo, image: np.ndarray) -> None:
         self.previews.append(_rgb(preview(image, FRAME_SIDE)))
 
+    def cropped(self, result: StackResult) -> list[np.ndarray]:
+        """The previews of the result's area: cut from those of a larger area (result.layers_box)."""
+        (lx0, ly0, lx1, ly1), (x0, y0, x1, y1) = result.layers_box, result.alignment.box
+        if (lx0, ly0, lx1, ly1) == (x0, y0, x1, y1):
+            return self.previews
+        cut = []
+        for picture in self.previews:
+            fy, fx = picture.shape[0] / (ly1 - ly0), picture.shape[1] / (lx1 - lx0)
+            rows = slice(round((y0 - ly0) * fy), round((y1 - ly0) * fy))
+            cut.append(picture[rows, round((x0 - lx0) * fx):round((x1 - lx0) * fx)])
+        return cut
+
 
 @dataclass
 class Pictures:
@@ -96,4 +108,4 @@ def make_pictures(result: StackResult, previews: FramePreviews) -> Pictures:
         shares = frame_shares(result.depth, count).tolist()
     return Pictures(encoded(_rgb(preview(image, RESULT_SIDE))), (width, height),
                     data_uri(encoded(crop8, quality=CROP_QUALITY)), (x, y, crop8.shape[1], crop8.shape[0]), depth,
-                    colours, [data_uri(encoded(p)) for p in previews.previews], masks, shares)
+                    colours, [data_uri(encoded(p)) for p in previews.cropped(result)], masks, shares)
