@@ -22,6 +22,7 @@ import tifffile
 from PIL import Image
 
 FLAT_SUFFIXES = (".tif", ".tiff", ".png", ".jpg", ".jpeg")
+BAND_ROWS = 64  # rows converted to integers at a time
 
 
 def temporary_of(path: Path) -> str | None:
@@ -81,10 +82,18 @@ def write_durably(path: Path, data: bytes) -> None:
 
 
 def to_integer(image: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """(H, W, C) float32 in [0, 1] -> the same shape in uint8 or uint16, rounded."""
-    full_scale = np.iinfo(dtype).max
-    scaled = np.clip(image * np.float32(full_scale) + np.float32(0.5), 0, full_scale)
-    return scaled.astype(dtype)
+    """(H, W, C) float32 in [0, 1] -> the same shape in uint8 or uint16, rounded. Converted a band of rows
+    at a time: no frame-sized float temporaries, whose fresh pages cost the kernel 0.7 s at 24 MP."""
+    full_scale = np.float32(np.iinfo(dtype).max)
+    out = np.empty(image.shape, dtype)
+    band = np.empty((BAND_ROWS, *image.shape[1:]), np.float32)
+    for top in range(0, len(image), BAND_ROWS):
+        rows = image[top:top + BAND_ROWS]
+        scaled = np.multiply(rows, full_scale, out=band[:len(rows)])
+        scaled += np.float32(0.5)
+        np.clip(scaled, 0, full_scale, out=scaled)
+        out[top:top + BAND_ROWS] = scaled  # truncation after + 0.5: rounding
+    return out
 
 
 def write_image(path: Path, pixels: np.ndarray, icc: bytes | None = None, xmp: bytes | None = None) -> None:
