@@ -36,6 +36,10 @@ ZIP_WITH_PREDICTION, RLE = 3, 1
 TRANSPARENCY, USER_MASK = -1, -2
 
 
+class _OverPSD(Exception):
+    """The document came out over PSD's 2 GB: it is written again as PSB."""
+
+
 def needs_psb(width: int, height: int, document_bytes: int) -> bool:
     """Whether a document of this size must be PSB: a side over 30,000 px, or 2 GB or more in all."""
     if max(width, height) > PSB_MAX_SIDE:
@@ -214,47 +218,85 @@ class LayeredDocument:
     def write(self, composite: np.ndarray, later_masks: Iterable[np.ndarray] = ()) -> Path:
         """Write the document with ``composite`` (H, W, C) as its flattened image and ``later_masks``,
         (H, W) of the document dtype, for the layers added with ``mask_later``, bottom first. Returns the
-        path written: ``path``, or ``path`` with the suffix .psb when a .psd would break PSD's limits."""
+        path written: ``path``, or ``path`` with the suffix .psb when a .psd would break PSD's limits.
+
+        The masks and the composite are compressed on the pool's threads while the layers are copied from
+        the spool (the layer records, which need every channel's size, are filled in last)."""
         try:
             self._spool_pending()
-            self._compress_later_masks(later_masks)
+            masks = self._masks_later(later_masks)
             version = 2 if self.path.suffix.lower() == ".psb" else 1
-            rle = [rle_channel(composite[..., c], version) for c in range(self.channels)]
-            masks = sum(len(layer.mask or b"") for layer in self._layers)
-            size = (self._spool.tell() + masks + sum(len(a) + len(b) for a, b in rle)
-                    + 4096 * (1 + len(self._layers)))
-            path = self.path
-            if version == 1 and needs_psb(self.width, self.height, size):
-                version, path = 2, self.path.with_suffix(".psb")
-                rle = [rle_channel(composite[..., c], version) for c in range(self.channels)]
-            with atomic_path(path) as temporary, open(temporary, "wb") as out:
-                out.write(self._header(version))
-                out.write(struct.pack(">I", 0))  # colour mode data
-                resources = self._resources()
-                out.write(struct.pack(">I", len(resources)) + resources)
-                self._write_layers(out, version)
-                out.write(struct.pack(">H", RLE))
-                out.write(b"".join(counts for counts, _ in rle))
-                for _, rows in rle:
-                    out.write(rows)
-            return path
+            if version == 1 and needs_psb(self.width, self.height, self._spool.tell()):
+                version = 2
+            while True:
+                path = self.path.with_suffix(".psb") if version == 2 else self.path
+                rle = [self._pool.submit(rle_channel, composite[..., c], version) for c in range(self.channels)]
+                try:
+                    with atomic_path(path) as temporary, open(temporary, "wb") as out:
+                        self._write_file(out, version, masks, rle)
+                        if version == 1 and needs_psb(self.width, self.height, out.tell()):
+                            raise _OverPSD
+                    return path
+                except _OverPSD:
+                    version = 2
         finally:
             self.close()
 
-    def _compress_later_masks(self, masks: Iterable[np.ndarray]) -> None:
-        """Compress the masks given to ``write``, each while the next is being made, two at most in memory."""
+    def _masks_later(self, masks: Iterable[np.ndarray]) -> list[Future]:
+        """Compress the masks given to ``write`` on one of the pool's threads, one at a time, bottom first:
+        one future per layer added with ``mask_later``, its mask channel as stored."""
         waiting = [layer for layer in self._layers if layer.mask_later]
-        compressing: list[tuple[_Layer, Future]] = []
-        for layer, mask in zip(waiting, masks, strict=True):
-            if mask.shape != (self.height, self.width) or mask.dtype != self.dtype:
-                raise ValueError(f"mask of layer {layer.name!r}: {mask.shape} {mask.dtype} does not fit")
-            compressing.append((layer, self._pool.submit(zip_with_prediction, mask)))
-            del mask
-            if len(compressing) == 2:
-                done, future = compressing.pop(0)
-                done.mask = struct.pack(">H", ZIP_WITH_PREDICTION) + future.result()
-        for done, future in compressing:
-            done.mask = struct.pack(">H", ZIP_WITH_PREDICTION) + future.result()
+        slots: list[Future] = [Future() for _ in waiting]
+
+        def compress() -> None:
+            try:
+                for layer, slot, mask in zip(waiting, slots[:len(waiting)], masks, strict=True):
+                    if mask.shape != (self.height, self.width) or mask.dtype != self.dtype:
+                        raise ValueError(f"mask of layer {layer.name!r}: {mask.shape} {mask.dtype} does not fit")
+                    slot.set_result(struct.pack(">H", ZIP_WITH_PREDICTION) + zip_with_prediction(mask))
+            except BaseException as e:
+                for slot in slots[:len(waiting)]:
+                    if not slot.done():
+                        slot.set_exception(e)
+                raise
+        slots.append(self._pool.submit(compress))  # last: its own error (more masks than layers)
+        return slots
+
+    def _write_file(self, out, version: int, masks: list[Future], rle: list[Future]) -> None:
+        """Lay out the document in ``out``: header, resources, a place for the layer records, each layer's
+        channels and mask as they are ready, then the records and the composite."""
+        out.write(self._header(version))
+        out.write(struct.pack(">I", 0))  # colour mode data
+        resources = self._resources()
+        out.write(struct.pack(">I", len(resources)) + resources)
+        length = ">I" if version == 1 else ">Q"
+        waiting = [layer for layer in self._layers if layer.mask_later]
+        for layer in waiting:
+            layer.mask = layer.mask or b""  # a mask's record is as long whatever its size
+        place = out.tell()
+        head = 2 * struct.calcsize(length) + 2 + len(self._records(version))
+        out.write(b"\0" * head)
+        for layer in self._layers:
+            _append(self._spool, out, layer.offset, layer.spooled)
+            if layer.mask_later:
+                layer.mask = masks[waiting.index(layer)].result()
+            if layer.mask is not None:
+                out.write(layer.mask)
+        masks[-1].result()
+        info_size = out.tell() - place - struct.calcsize(length) * 2
+        padding = -info_size % 4
+        out.write(b"\0" * padding + struct.pack(">I", 0))  # + global layer mask info
+        info_size += padding
+        end = out.tell()
+        out.seek(place)
+        out.write(struct.pack(length, info_size + struct.calcsize(length) + 4) + struct.pack(length, info_size)
+                  + struct.pack(">h", len(self._layers)) + self._records(version))
+        out.seek(end)
+        composite = [future.result() for future in rle]
+        out.write(struct.pack(">H", RLE))
+        out.write(b"".join(counts for counts, _ in composite))
+        for _, rows in composite:
+            out.write(rows)
 
     def close(self) -> None:
         """Drop the spool and the compression threads (``write`` does this itself)."""
@@ -276,21 +318,8 @@ class LayeredDocument:
             blocks.append(_resource(1060, self.xmp))
         return b"".join(blocks)
 
-    def _write_layers(self, out, version: int) -> None:
-        length = ">I" if version == 1 else ">Q"
-        records = b"".join(self._record(layer, version) for layer in self._layers)
-        layer_info = struct.pack(">h", len(self._layers)) + records
-        data_size = self._spool.tell() + sum(len(layer.mask or b"") for layer in self._layers)
-        info_size = len(layer_info) + data_size
-        padding = -info_size % 4
-        info_size += padding
-        section_size = struct.calcsize(length) + info_size + 4  # + global layer mask info
-        out.write(struct.pack(length, section_size) + struct.pack(length, info_size) + layer_info)
-        for layer in self._layers:
-            _append(self._spool, out, layer.offset, layer.spooled)
-            if layer.mask is not None:
-                out.write(layer.mask)
-        out.write(b"\0" * padding + struct.pack(">I", 0))
+    def _records(self, version: int) -> bytes:
+        return b"".join(self._record(layer, version) for layer in self._layers)
 
     def _record(self, layer: _Layer, version: int) -> bytes:
         length = ">I" if version == 1 else ">Q"

@@ -152,6 +152,30 @@ def test_psb_document_reads_back(tmp_path):
     assert list(tmp_path.iterdir()) == [tmp_path / "big.psb"]
 
 
+def test_a_psd_that_comes_out_over_the_limit_is_written_again_as_psb(tmp_path, monkeypatch):
+    """The layers are written before the masks' and composite's sizes are known: a document that ends up
+    over PSD's limit is written again, whole, as PSB, and no .psd is left behind."""
+    import focusdrop.engine.psd as psd_module
+
+    def document(path):
+        rng = np.random.default_rng(3)
+        made = LayeredDocument(path, 40, 30, 3, np.uint16)
+        for name in ("bottom", "top"):
+            made.add_layer(name, (rng.random((30, 40, 3)) * 65535).astype(np.uint16), mask_later=True)
+        masks = [np.full((30, 40), 65535, np.uint16), np.tile(np.linspace(0, 65535, 40).astype(np.uint16), (30, 1))]
+        return made, masks
+    composite = np.zeros((30, 40, 3), np.uint16)
+    made, masks = document(tmp_path / "fits.psd")
+    assert made.write(composite, masks) == tmp_path / "fits.psd"
+    monkeypatch.setattr(psd_module, "PSD_MAX_BYTES", (tmp_path / "fits.psd").stat().st_size - 1)
+    made, masks = document(tmp_path / "over.psd")
+    assert made.write(composite, masks) == tmp_path / "over.psb"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fits.psd", "over.psb"]
+    psd = PSDImage.open(tmp_path / "over.psb")
+    assert psd.version == 2 and [layer.name for layer in psd] == ["bottom", "top"]
+    assert np.array_equal(np.round(psd[1].numpy(channel="mask")[..., 0] * 65535).astype(np.uint16), masks[1])
+
+
 def test_zip_with_prediction_decodes_with_psd_tools():
     from psd_tools.compression import decompress
     from psd_tools.constants import Compression
