@@ -66,11 +66,12 @@ class LayerCollector:
         frames = result.alignment.frames
         dtype = frames[0].dtype
         white = np.full(result.image.shape[:2], np.iinfo(dtype).max, dtype)
-        self.document.add_layer(BLEND_LAYER_NAME, result.image, white)
+        self.document.add_layer(BLEND_LAYER_NAME, result.image, white, late=True)
         if result.pyramid is not None:
-            self.document.add_layer(PYRAMID_LAYER_NAME, result.pyramid, visible=False)
+            self.document.add_layer(PYRAMID_LAYER_NAME, result.pyramid, visible=False, late=True)
         depth = depth_image(result, dtype)
-        self.document.add_layer(DEPTH_LAYER_NAME, np.repeat(depth, result.image.shape[2], axis=2), visible=False)
+        self.document.add_layer(DEPTH_LAYER_NAME, np.repeat(depth, result.image.shape[2], axis=2), visible=False,
+                                late=True)
         self.document.xmp = xmp
         written = self.document.write(result.image, region_masks(result.depth, len(frames), dtype))
         if written != path:

@@ -147,6 +147,7 @@ class _Layer:
     offset: int                      # where the layer's channels start in the spool
     mask: bytes | None = None        # the compressed mask channel, 2-byte compression included
     mask_later: bool = False         # the mask comes with ``write``
+    held: list[tuple[int, Future]] | None = None  # a late layer's channels, compressing, kept in memory
 
     @property
     def spooled(self) -> int:
@@ -182,11 +183,13 @@ class LayeredDocument:
         self.width, self.height = x1 - x0, y1 - y0
 
     def add_layer(self, name: str, pixels: np.ndarray, mask: np.ndarray | None = None,
-                  visible: bool = True, mask_later: bool = False) -> None:
+                  visible: bool = True, mask_later: bool = False, late: bool = False) -> None:
         """Append a layer above the others, covering the canvas. pixels: (H, W, C), mask: (H, W), both of
-        the document dtype; mask_later: the mask (covering the canvas) is passed to ``write`` instead.
+        the document dtype; mask_later: the mask (covering the canvas) is passed to ``write`` instead;
+        late: one of the last layers, added just before ``write``: kept in memory, not spooled.
 
-        Compression runs in the background while the caller goes on; one layer at most waits for it."""
+        Compression runs in the background while the caller goes on; one layer at most waits for it (a late
+        layer waits for nothing: ``write`` takes its channels as it reaches them)."""
         if pixels.shape != (self.height, self.width, self.channels) or pixels.dtype != self.dtype:
             raise ValueError(f"layer {name!r}: {pixels.shape} {pixels.dtype} does not fit the document")
         planes = [(c, pixels[..., c]) for c in range(self.channels)]
@@ -194,26 +197,39 @@ class LayeredDocument:
             planes.append((USER_MASK, mask))
         compressing = [(cid, self._pool.submit(zip_with_prediction, plane)) for cid, plane in planes]
         self._spool_pending()
-        self._pending = (_Layer(name, visible, 0, 0, self.height, self.width, [], 0, mask_later=mask_later),
-                         compressing)
+        layer = _Layer(name, visible, 0, 0, self.height, self.width, [], 0, mask_later=mask_later)
+        if late:
+            layer.held = compressing
+            layer.channels = [(TRANSPARENCY, 0)] + [(cid, 0) for cid, _ in compressing if cid != USER_MASK]
+            layer.mask = b"" if mask is not None else None  # sizes come with the data, at write
+            self._layers.append(layer)
+        else:
+            self._pending = (layer, compressing)
 
     def _spool_pending(self) -> None:
-        """Write the waiting layer's compressed channels to the spool, transparency first."""
+        """Write the waiting layer's compressed channels to the spool."""
         if self._pending is None:
             return
         layer, compressing = self._pending
+        layer.offset = self._spool.tell()
+        self._store(layer, compressing, self._spool)
+        self._layers.append(layer)
+        self._pending = None
+
+    def _store(self, layer: _Layer, compressing: list[tuple[int, Future]], out) -> None:
+        """Write a layer's channels to ``out`` (the spool, or the document for a late layer), transparency
+        first, each as its compression ends; its mask, compressed, is kept on the layer."""
         size = (layer.height, layer.width)
         if size not in self._opaque:
             self._opaque[size] = zip_with_prediction(np.full(size, np.iinfo(self.dtype).max, self.dtype))
-        layer.offset = self._spool.tell()
+        layer.channels = []
         for channel_id, data in [(TRANSPARENCY, self._opaque[size])] + [(c, f.result()) for c, f in compressing]:
+            stored = struct.pack(">H", ZIP_WITH_PREDICTION) + data
             if channel_id == USER_MASK:
-                layer.mask = struct.pack(">H", ZIP_WITH_PREDICTION) + data
-                continue
-            self._spool.write(struct.pack(">H", ZIP_WITH_PREDICTION) + data)
-            layer.channels.append((channel_id, len(data) + 2))
-        self._layers.append(layer)
-        self._pending = None
+                layer.mask = stored
+            else:
+                out.write(stored)
+                layer.channels.append((channel_id, len(stored)))
 
     def write(self, composite: np.ndarray, later_masks: Iterable[np.ndarray] = ()) -> Path:
         """Write the document with ``composite`` (H, W, C) as its flattened image and ``later_masks``,
@@ -277,7 +293,10 @@ class LayeredDocument:
         head = 2 * struct.calcsize(length) + 2 + len(self._records(version))
         out.write(b"\0" * head)
         for layer in self._layers:
-            _append(self._spool, out, layer.offset, layer.spooled)
+            if layer.held is not None:
+                self._store(layer, layer.held, out)
+            else:
+                _append(self._spool, out, layer.offset, layer.spooled)
             if layer.mask_later:
                 layer.mask = masks[waiting.index(layer)].result()
             if layer.mask is not None:
