@@ -5,13 +5,17 @@ document model, which recomputes the composite and holds every layer uncompresse
 is compressed as it arrives (ZIP with prediction: row differences, then deflate at level 1 by libdeflate,
 1.8x faster than zlib's level 1 on 16-bit frames, itself several times faster than psd-tools' encoder,
 channels on two threads) into an unnamed spool file beside the output, so memory holds one layer at a
-time. A layer's mask may come later, at ``write``: masks drawn from a depth map known only once every
-frame is in (engine.masks); they are compressed then, one at a time, and are small (mostly flat).
-``write`` then lays out header, image resources (ICC profile 1039, XMP 1060, version info 1057 saying
-the composite is real: "maximize compatibility"), the layer records, the spooled channel data and the
-composite, RLE-compressed (ImageMagick reads RLE composites, not ZIP ones), under a temporary name.
+time (the last layers, added just before ``write``, are kept in memory). A layer's mask may come later, at
+``write``: masks drawn from a depth map known only once every frame is in (engine.masks); they are
+compressed then, one at a time, and are small (mostly flat). ``write`` then lays out, under a temporary
+name, header, image resources (ICC profile 1039, XMP 1060, version info 1057 saying the composite is real:
+"maximize compatibility"), room for the layer records, the spooled channel data with each mask as it is
+compressed, and the composite, RLE-compressed (ImageMagick reads RLE composites, not ZIP ones), compressed
+meanwhile; the records, which need every channel's size, are filled in last. A layer may reach past the
+canvas (``crop``).
 
-A document over 2 GB or 30,000 px a side is written as PSB (version 2); GIMP 2.10 cannot open PSB.
+A document over 2 GB or 30,000 px a side is written as PSB (version 2); GIMP 2.10 cannot open PSB. One that
+turns out over 2 GB only once written is written again as PSB.
 """
 from __future__ import annotations
 
