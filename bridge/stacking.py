@@ -36,7 +36,8 @@ DEPTH_LAYER_NAME = "depth map (FocusDrop): dark = first frame, light = last"
 
 class LayerCollector:
     """Builds the layered document as the aligned frames arrive, created at the first frame, its spool in
-    the folder ``spool``.
+    the folder ``spool``; the first ``raw_first`` frames' layers are stored uncompressed (live stacking: so
+    that the frames fused all at once when the reference arrives keep up with the camera).
 
     Bottom to top: one layer per frame, its mask white where that frame supplies the pixel (as Photoshop's
     Auto-Blend draws them; engine.masks); the exact soft blend, visible, with a white mask, so that the
@@ -44,8 +45,9 @@ class LayerCollector:
     hidden. To refine a spot: paint the blend layer's mask black there, then the frames' masks.
     """
 
-    def __init__(self, spool: Path):
-        self.spool = spool
+    def __init__(self, spool: Path, raw_first: int = 0):
+        self.spool, self.raw_first = spool, raw_first
+        self.added = 0
         self.document: LayeredDocument | None = None
 
     def __call__(self, frame: FrameInfo, image: np.ndarray) -> None:
@@ -53,7 +55,9 @@ class LayerCollector:
             height, width, channels = image.shape
             self.document = LayeredDocument(self.spool / "unnamed.psd", width, height, channels, frame.dtype,
                                             frame.icc, spool=self.spool)
-        self.document.add_layer(frame.path.stem, to_integer(image, frame.dtype), mask_later=True)
+        self.document.add_layer(frame.path.stem, to_integer(image, frame.dtype), mask_later=True,
+                                raw=self.added < self.raw_first)
+        self.added += 1
 
     def write(self, result: StackResult, xmp: bytes, path: Path) -> Path:
         """Finish the document as ``path``: cropped to the result where the frames covered more

@@ -36,7 +36,7 @@ from focusdrop.engine.save import atomic_path
 PSD_MAX_SIDE = 30_000
 PSB_MAX_SIDE = 300_000
 PSD_MAX_BYTES = 2**31 - 1
-ZIP_WITH_PREDICTION, RLE = 3, 1
+ZIP_WITH_PREDICTION, RLE, RAW = 3, 1, 0
 TRANSPARENCY, USER_MASK = -1, -2
 
 
@@ -83,6 +83,16 @@ def zip_with_prediction(channel: np.ndarray) -> bytes:
     delta[:, 0] = channel[:, 0]
     np.subtract(channel[:, 1:], channel[:, :-1], out=delta[:, 1:])
     return imagecodecs.deflate_encode(delta, level=1)
+
+
+def _compressed(channel: np.ndarray) -> tuple[bytes, bytes]:
+    """A channel as stored: (its 2-byte compression code, its data), ZIP with prediction."""
+    return struct.pack(">H", ZIP_WITH_PREDICTION), zip_with_prediction(channel)
+
+
+def _uncompressed(channel: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """A channel as stored uncompressed: (its 2-byte compression code, its big-endian samples)."""
+    return struct.pack(">H", RAW), np.ascontiguousarray(channel, channel.dtype.newbyteorder(">"))
 
 
 def rle_channel(channel: np.ndarray, version: int) -> tuple[bytes, bytes]:
@@ -176,7 +186,7 @@ class LayeredDocument:
         self._spool = tempfile.TemporaryFile(dir=spool or self.path.parent, prefix=".focusdrop-spool-")
         self._pool = ThreadPoolExecutor(max_workers=2)  # deflate releases the GIL: channels in parallel
         self._pending: tuple[_Layer, list] | None = None
-        self._opaque: dict[tuple[int, int], bytes] = {}  # the transparency channel, by layer size
+        self._opaque: dict[tuple[int, int], tuple[bytes, bytes]] = {}  # the transparency channel, by layer size
 
     def crop(self, x0: int, y0: int, x1: int, y1: int) -> None:
         """Make the area (x0, y0, x1, y1) of the canvas the document's canvas; the layers keep all their
@@ -187,10 +197,11 @@ class LayeredDocument:
         self.width, self.height = x1 - x0, y1 - y0
 
     def add_layer(self, name: str, pixels: np.ndarray, mask: np.ndarray | None = None,
-                  visible: bool = True, mask_later: bool = False, late: bool = False) -> None:
+                  visible: bool = True, mask_later: bool = False, late: bool = False, raw: bool = False) -> None:
         """Append a layer above the others, covering the canvas. pixels: (H, W, C), mask: (H, W), both of
         the document dtype; mask_later: the mask (covering the canvas) is passed to ``write`` instead;
-        late: one of the last layers, added just before ``write``: kept in memory, not spooled.
+        late: one of the last layers, added just before ``write``: kept in memory, not spooled; raw: its
+        pixels are stored uncompressed (PSD's raw channel data: each channel says how it is stored).
 
         Compression runs in the background while the caller goes on; one layer at most waits for it (a late
         layer waits for nothing: ``write`` takes its channels as it reaches them)."""
@@ -199,7 +210,8 @@ class LayeredDocument:
         planes = [(c, pixels[..., c]) for c in range(self.channels)]
         if mask is not None:
             planes.append((USER_MASK, mask))
-        compressing = [(cid, self._pool.submit(zip_with_prediction, plane)) for cid, plane in planes]
+        compressing = [(cid, self._pool.submit(_uncompressed if raw and cid != USER_MASK else _compressed, plane))
+                       for cid, plane in planes]
         self._spool_pending()
         layer = _Layer(name, visible, 0, 0, self.height, self.width, [], 0, mask_later=mask_later)
         if late:
@@ -225,15 +237,16 @@ class LayeredDocument:
         first, each as its compression ends; its mask, compressed, is kept on the layer."""
         size = (layer.height, layer.width)
         if size not in self._opaque:
-            self._opaque[size] = zip_with_prediction(np.full(size, np.iinfo(self.dtype).max, self.dtype))
+            self._opaque[size] = _compressed(np.full(size, np.iinfo(self.dtype).max, self.dtype))
         layer.channels = []
-        for channel_id, data in [(TRANSPARENCY, self._opaque[size])] + [(c, f.result()) for c, f in compressing]:
-            stored = struct.pack(">H", ZIP_WITH_PREDICTION) + data
+        stored = [(TRANSPARENCY, self._opaque[size])] + [(c, f.result()) for c, f in compressing]
+        for channel_id, (code, data) in stored:
             if channel_id == USER_MASK:
-                layer.mask = stored
+                layer.mask = code + data
             else:
-                out.write(stored)
-                layer.channels.append((channel_id, len(stored)))
+                out.write(code)
+                out.write(data)
+                layer.channels.append((channel_id, len(code) + memoryview(data).nbytes))
 
     def write(self, composite: np.ndarray, later_masks: Iterable[np.ndarray] = ()) -> Path:
         """Write the document with ``composite`` (H, W, C) as its flattened image and ``later_masks``,
@@ -273,7 +286,7 @@ class LayeredDocument:
                 for layer, slot, mask in zip(waiting, slots[:len(waiting)], masks, strict=True):
                     if mask.shape != (self.height, self.width) or mask.dtype != self.dtype:
                         raise ValueError(f"mask of layer {layer.name!r}: {mask.shape} {mask.dtype} does not fit")
-                    slot.set_result(struct.pack(">H", ZIP_WITH_PREDICTION) + zip_with_prediction(mask))
+                    slot.set_result(b"".join(_compressed(mask)))
             except BaseException as e:
                 for slot in slots[:len(waiting)]:
                     if not slot.done():

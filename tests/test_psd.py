@@ -176,6 +176,26 @@ def test_a_psd_that_comes_out_over_the_limit_is_written_again_as_psb(tmp_path, m
     assert np.array_equal(np.round(psd[1].numpy(channel="mask")[..., 0] * 65535).astype(np.uint16), masks[1])
 
 
+def test_layers_stored_uncompressed_read_back(tmp_path):
+    """raw layers (live stacking's frames before the reference) are PSD's raw channel data, beside
+    compressed ones, and read back exactly; the document is larger by what compression saved."""
+    rng = np.random.default_rng(4)
+    smooth = np.tile(np.linspace(0, 65535, 40).astype(np.uint16), (30, 1))
+    layers = [np.stack([smooth, smooth[::-1], smooth // 2], axis=2), (rng.random((30, 40, 3)) * 65535).astype(np.uint16)]
+    sizes = []
+    for raw in (False, True):
+        document = LayeredDocument(tmp_path / f"raw{raw}.psd", 40, 30, 3, np.uint16)
+        document.add_layer("smooth", layers[0], np.full((30, 40), 65535, np.uint16), raw=raw)
+        document.add_layer("noise", layers[1], smooth)
+        document.write(layers[1])
+        psd = PSDImage.open(tmp_path / f"raw{raw}.psd")
+        for layer, want in zip(psd, layers):
+            assert np.array_equal(np.round(layer.numpy()[..., :3] * 65535).astype(np.uint16), want)
+        assert np.array_equal(np.round(psd[1].numpy(channel="mask")[..., 0] * 65535).astype(np.uint16), smooth)
+        sizes.append((tmp_path / f"raw{raw}.psd").stat().st_size)
+    assert sizes[1] > sizes[0] + 5000  # the smooth layer, 7200 bytes raw, compresses to little
+
+
 def test_zip_with_prediction_decodes_with_psd_tools():
     from psd_tools.compression import decompress
     from psd_tools.constants import Compression

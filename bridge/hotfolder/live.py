@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from focusdrop.engine.frameinfo import FrameError, FrameInfo
 
 if TYPE_CHECKING:  # the engine's heavy imports wait for a live folder
@@ -108,6 +110,8 @@ class LiveStacks:
             if count is not None:
                 taken.sinks = FrameSinks(self.folder if layered else None, page=True)
                 taken.aligner.fuse_ahead(count, taken.sinks)
+                if layered and _raw_fits(frames[0], count):
+                    taken.sinks.layers.raw_first = taken.aligner.ahead.reference
             live = self._brackets[bracket] = _Live(taken, ThreadPoolExecutor(1, "live"), frames[0],
                                                    self.folder / f"{bracket.name}.jpg")
         for info in new:
@@ -153,6 +157,16 @@ class LiveStacks:
         fused = "" if ahead is None or ahead.stopped else f", {ahead.fused} fused"
         log.info("live: %d frames were aligned as they arrived%s", len(live.frames), fused)
         return live.taken
+
+
+def _raw_fits(first: FrameInfo, count: int) -> bool:
+    """Whether a bracket's PSD stays a PSD (GIMP opens it) with every layer stored uncompressed: the frames
+    fused at once when the reference arrives may then skip compression, half of their work."""
+    from focusdrop.engine.psd import needs_psb
+    height, width, channels = first.shape
+    layer = height * width * channels * np.dtype(first.dtype).itemsize
+    return not needs_psb(width, height, (count + 2) * layer)  # + the blend layer and composite (the masks and
+    # the depth layer compress to little)
 
 
 def _close(live: _Live) -> None:
