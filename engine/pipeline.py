@@ -472,7 +472,7 @@ class AheadFusion:
         if alignment.reference != self.reference:
             return "the reference frame is not the one fused on"
         height, width, _ = alignment.frames[0].shape
-        corners = np.array([[0, 0], [width, 0], [0, height], [width, height]], float)
+        corners = geometry.corners(width, height)
         moved = max(np.abs(geometry.apply(a, corners) - geometry.apply(b, corners)).max()
                     for a, b in zip(alignment.to_ref, self.to_ref))
         if moved > AHEAD_TOLERANCE:

@@ -5,8 +5,9 @@ frames (bridge.hotfolder.inbox), each known by its folder or its first frame. Ea
 into an engine.pipeline.FrameAligner as soon as the inbox reports it (a live folder's as it opens complete,
 a loose frame once settled), on a thread of its own per bracket, so that when the bracket ends only
 registration, pass 2 and the write remain. Where the count is known (a live folder's), pass 2 runs as the
-frames arrive too (engine.pipeline.AheadFusion), the layered document's layers spooled in ``folder``: then
-only the last frame, the crop and the write remain. After each frame, a preview of the stack so far (fused
+frames arrive too (engine.pipeline.AheadFusion), the layered document's layers spooled in ``folder`` (those
+of the frames before the reference, fused all at once when it arrives, uncompressed where the PSD stays under
+2 GB that way, so that the work keeps up): then only the last frame, the crop and the write remain. After each frame, a preview of the stack so far (fused
 at thumbnail size) is written to ``folder``/KEY.jpg, KEY the bracket's folder or first frame's name, for the
 status page; it is removed when the bracket is claimed or dropped.
 Nothing here is journaled: a service stopped mid-bracket finds the folder still in the hot folder at its
