@@ -280,11 +280,11 @@ class FrameAligner:
         while shown.count < len(self._thumbs) and shown.chained:
             k = shown.count
             if k:
-                _, registered = self._jobs[k, k - 1].result()
-                if registered is None:
+                step = self.neighbour_step(k)
+                if step is None:
                     shown.chained = False
                     break
-                shown.to_first = shown.to_first @ registered[0]
+                shown.to_first = shown.to_first @ step
             moved, seen = onto_reference(self._thumbs[k], shown.to_first, factor, first.shape)
             moved[~seen] = first[~seen]  # where the frame does not reach: the first frame, not black
             focus = frame_focus(moved)
@@ -292,6 +292,12 @@ class FrameAligner:
             shown.fusion.add(moved, focus, nearby_focus(focus), k)
             shown.count += 1
         return np.clip(copy.deepcopy(shown.fusion).result(), 0.0, 1.0)
+
+    def neighbour_step(self, k: int) -> np.ndarray | None:
+        """Frame k's (3, 3) transform to the frame added before it, registered as it arrived (waited for),
+        or None where the two did not register."""
+        _, registered = self._jobs[k, k - 1].result()
+        return None if registered is None else registered[0]
 
     def moved(self, folder: Path) -> None:
         """The frames taken in were moved, under the same names, into ``folder``."""
@@ -416,16 +422,16 @@ class AheadFusion:
         """Each frame's transform to the reference, gain and shading, as far as the neighbour registrations
         reach: the frames before the reference once it is in, then each one after it. Raises AlignmentError
         where a neighbour pair did not register."""
-        infos, thumbs, jobs = self.aligner.infos, self.aligner._thumbs, self.aligner._jobs
+        infos, thumbs = self.aligner.infos, self.aligner._thumbs
         ref = self.reference
         height, width, _ = infos[0].shape
         factor = thumbnail_factor(width, height)
 
         def step(i: int) -> np.ndarray:  # frame i -> frame i - 1
-            _, registered = jobs[i, i - 1].result()
-            if registered is None:
+            matrix = self.aligner.neighbour_step(i)
+            if matrix is None:
                 raise AlignmentError(f"{infos[i].path.name} did not register to the frame before it as it arrived")
-            return registered[0]
+            return matrix
         if not self.to_ref:
             chain = {ref: np.eye(3)}
             for k in range(ref - 1, -1, -1):
