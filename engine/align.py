@@ -1,10 +1,10 @@
-"""Alignment: an affine transform (shift, rotation, magnification) from every frame to the reference.
+"""Alignment: a similarity (shift, rotation, magnification) from every frame to the reference.
 
 Each pair (engine.order picks which) is registered in two steps: coarse and robust, SIFT keypoints (Lowe
 2004), Lowe's ratio test and a RANSAC similarity, checked by a first ECC pass at 256 px; then fine, ECC
 (Evangelidis & Psarakis 2008) in linear light, as lenses blur, with the blurrier frame as the template.
 A pair without matching keypoints (a frame blurred past recognition) is registered by ECC alone, coarse
-to fine, for a shift and for an affine fit, whichever correlates better. Measurements: docs/measurements.md.
+to fine, for a shift and for a similarity, whichever correlates better. Measurements: docs/measurements.md.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from focusdrop.engine import geometry
-from focusdrop.engine.ecc import ecc_step
+from focusdrop.engine.ecc import EPSILON, ecc
 from focusdrop.engine.exposure import GAMMA
 
 FEATURE_SIDE = 256       # long side, px, of the image keypoints are found on (SIFT doubles it); 512 took
@@ -130,7 +130,7 @@ def _strongest_first(keypoints: tuple, descriptors: np.ndarray | None) -> tuple[
 
 def register_pair(moving: FrameKey, fixed: FrameKey, ecc_scale: float = 1.0,
                   matched: tuple[np.ndarray, int] | None = None) -> tuple[np.ndarray, int]:
-    """Affine transform mapping ``moving``'s full-resolution pixels onto ``fixed``'s.
+    """Similarity mapping ``moving``'s full-resolution pixels onto ``fixed``'s.
 
     ecc_scale: ECC runs on the keys' grey images resized by this (0.5: a quarter of the work, for a check
     that needs a tenth of a pixel less); matched: match_features' result for the pair, if already known.
@@ -176,27 +176,27 @@ def match_features(moving: FrameKey, fixed: FrameKey) -> tuple[np.ndarray, int]:
     src, dst = src[near], dst[near]
     if len(src) < MIN_INLIERS:
         raise AlignmentError(f"only {len(src)} matching features")
-    affine, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
+    partial, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
                                                   ransacReprojThreshold=ransac_tolerance(moving.size),
                                                   maxIters=5000, confidence=0.999, refineIters=20)
     count = int(inliers.sum()) if inliers is not None else 0
-    if affine is None or count < MIN_INLIERS:
+    if partial is None or count < MIN_INLIERS:
         raise AlignmentError(f"only {count} consistent matching features")
-    matrix = np.vstack([affine, [0.0, 0.0, 1.0]])
+    matrix = np.vstack([partial, [0.0, 0.0, 1.0]])
     _check_motion(matrix)
     return matrix, count
 
 
 def ecc_alone(moving: FrameKey, fixed: FrameKey, why: AlignmentError, ecc_scale: float = 1.0) -> np.ndarray:
     """ECC from no motion, coarse to fine (to ``ecc_scale``, as register_pair), for pairs without matching
-    keypoints: for a shift and for an affine transform, whichever correlates better. Accepted if the frames
+    keypoints: for a shift and for a similarity, whichever correlates better. Accepted if the frames
     correlate and the motion is plausible."""
     fits = []
-    for motion in (cv2.MOTION_TRANSLATION, cv2.MOTION_AFFINE):
+    for shift_only in (True, False):
         matrix, correlation = np.eye(3), 0.0
         try:
             for scale, iterations in ((COARSE_SIDE / max(fixed.grey.shape), 25), (ecc_scale, 50)):
-                correlation, matrix = _ecc(moving, fixed, matrix, scale, iterations, motion)
+                correlation, matrix = _ecc(moving, fixed, matrix, scale, iterations, shift_only)
         except cv2.error:
             correlation = 0.0
         fits.append((correlation, matrix))
@@ -214,18 +214,18 @@ def ecc_alone(moving: FrameKey, fixed: FrameKey, why: AlignmentError, ecc_scale:
 
 
 def _ecc(moving: FrameKey, fixed: FrameKey, start: np.ndarray, scale: float, iterations: int = 50,
-         motion: int = cv2.MOTION_AFFINE) -> tuple[float, np.ndarray]:
-    """One ECC run (``motion``: cv2.MOTION_AFFINE or MOTION_TRANSLATION) on the keys' grey images resized by
-    ``scale``, from ``start`` (3, 3), moving's full-resolution pixels -> fixed's. Returns the correlation
-    coefficient and the matrix. Raises cv2.error when ECC does not converge."""
+         shift_only: bool = False) -> tuple[float, np.ndarray]:
+    """ECC (engine.ecc; a shift alone by OpenCV's) on the keys' grey images resized by ``scale``, from
+    ``start`` (3, 3), moving's full-resolution pixels -> fixed's, for up to ``iterations``. Returns the
+    correlation coefficient and the matrix. Raises cv2.error when ECC does not converge."""
     greys, to_fine = _greys(moving, fixed, scale)
     fixed_to_moving = to_fine @ np.linalg.inv(start) @ np.linalg.inv(to_fine)
-    if iterations == 1 and motion == cv2.MOTION_AFFINE:  # the same update as OpenCV's, at half the cost
-        correlation, warp = ecc_step(greys[0], greys[1], fixed_to_moving[:2])
-    else:
-        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, 1e-6)
+    if shift_only:
+        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, iterations, EPSILON)
         correlation, warp = cv2.findTransformECC(greys[0], greys[1], fixed_to_moving[:2].astype(np.float32),
-                                                 motion, criteria, None, 3)
+                                                 cv2.MOTION_TRANSLATION, criteria, None, 3)
+    else:
+        correlation, warp = ecc(greys[0], greys[1], fixed_to_moving[:2], iterations)
     return correlation, np.linalg.inv(np.linalg.inv(to_fine) @ np.vstack([warp, [0.0, 0.0, 1.0]]) @ to_fine)
 
 

@@ -241,13 +241,13 @@ def test_neighbours_in_file_order_suffice_when_they_bear_it_out():
     assert file_order_holds(strength)  # but not clearly better: no reason to match every pair
 
 
-def test_ecc_steps_converge_on_a_known_affine():
-    """engine.ecc.ecc_step on a textured image moved by a known similarity (cropped from a larger one, so
+def test_ecc_steps_converge_on_a_known_similarity():
+    """engine.ecc.ecc on a textured image moved by a known similarity (cropped from a larger one, so
     no border is black): one step from 1.3 px off lands within 0.05 px, three within 0.005 px, with a
     correlation near 1. (OpenCV's own iteration stays 0.03-0.06 px off here: it counts the pixels that
     warping blends with the outside.)"""
     import cv2
-    from focusdrop.engine.ecc import ecc_step
+    from focusdrop.engine.ecc import ecc
     rng = np.random.default_rng(3)
     scene = cv2.GaussianBlur(rng.random((320, 400), dtype=np.float32), (0, 0), 3.0)
     move = geometry.similarity(1.01, 0.4, (2.3, -1.6), (200, 160))
@@ -259,10 +259,9 @@ def test_ecc_steps_converge_on_a_known_affine():
                               - geometry.apply(truth, corners)).max()
     warp = geometry.similarity(1.0, 0.0, (2.0, -1.2))[:2]
     assert off(warp) > 1.0
-    _, warp = ecc_step(template, image, warp)
+    _, warp = ecc(template, image, warp)
     assert off(warp) < 0.05
-    for _ in range(2):
-        correlation, warp = ecc_step(template, image, warp)
+    correlation, warp = ecc(template, image, warp, iterations=2)
     assert off(warp) < 0.005 and correlation > 0.999
 
 
@@ -271,14 +270,14 @@ def test_an_ecc_step_on_a_plain_image_raises_as_opencv_does(plain):
     """A plain image (or one with nothing inside the warp) has no update: cv2.error, which alignment takes
     as ECC not converging, never a division by zero."""
     import cv2
-    from focusdrop.engine.ecc import ecc_step
+    from focusdrop.engine.ecc import ecc
     textured = cv2.GaussianBlur(np.random.default_rng(1).random((60, 80), dtype=np.float32), (0, 0), 2.0)
     flat = np.full((60, 80), 0.5, np.float32)
     template, image = (flat, textured) if plain == "template" else (textured, flat)
     with pytest.raises(cv2.error):
-        ecc_step(template, image, np.eye(2, 3))
+        ecc(template, image, np.eye(2, 3))
     with pytest.raises(cv2.error):
-        ecc_step(textured, textured, np.array([[1.0, 0, 500], [0, 1.0, 0]]))  # warped wholly outside
+        ecc(textured, textured, np.array([[1.0, 0, 500], [0, 1.0, 0]]))  # warped wholly outside
 
 
 def test_pass_2_run_as_the_frames_arrive_is_the_batchs(heavy):
