@@ -179,6 +179,7 @@ def test_the_microscope_bracket_closes_its_loops(tmp_path):
     assert "alignment uncertain" not in run.stderr
 
 
+@pytest.mark.skipif(not REAL_DATA.is_dir(), reason="../shared/data/real is not beside this checkout")
 def test_a_frame_whose_loop_stays_open_is_named_and_can_be_left_out(tmp_path):
     """Insects in amber: the legs' wide defocus skirts move between frames, and two frames' loops stay 1.6 and
     2.0 px open. Each frame over 1.5 px is named in a warning, and --skip-unaligned leaves those out."""
