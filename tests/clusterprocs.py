@@ -8,6 +8,7 @@ import sys
 from contextlib import contextmanager
 from pathlib import Path
 
+from focusdrop.bridge.hotfolder.lifecycle import CRASH_AT
 from hotfolder import wait_for
 
 
@@ -17,10 +18,10 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start(command: list[str], log: Path) -> subprocess.Popen:
+def _start(command: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """A process in its own session (so that kill -9 of its group takes its children too)."""
     with open(log, "a") as out:
-        return subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
+        return subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True, env=env)
 
 
 def kill(process: subprocess.Popen, how: int = signal.SIGKILL) -> None:
@@ -55,10 +56,14 @@ class Cluster:
     def _log(self) -> str:
         return (self.root / "scheduler.log").read_text()[self._log_start:]
 
-    def start_worker(self, name: str, *options: str) -> None:
+    def start_worker(self, name: str, *options: str, crash_at: str | None = None) -> None:
+        """``crash_at``: the step of each task at which the worker kills itself (lifecycle.crash_point), as
+        running out of memory would; the ``focusdrop worker`` around it starts it again."""
+        env = {**os.environ, CRASH_AT: crash_at} if crash_at else None
         self.workers[name] = _start([sys.executable, "-m", "focusdrop.bridge.cli", "worker", self.address, "--cluster-ca",
                                      str(self.certs / "ca.pem"), "--cluster-cert", str(self.certs / f"{name}.pem"),
-                                     "--name", name, "--share", str(self.root), *options], self.root / f"{name}.log")
+                                     "--name", name, "--share", str(self.root), *options], self.root / f"{name}.log",
+                                    env)
 
     def wait_for_workers(self, count: int) -> None:
         wait_for(lambda: self._log().count("Register worker") - self._log().count("Remove worker") >= count, 90,

@@ -116,27 +116,36 @@ def test_a_worker_killed_mid_stack_its_stack_finishes_on_the_other(tmp_path, cer
 
 
 def test_a_stack_that_keeps_killing_workers_fails_alone(tmp_path, certs, brackets):
-    """A stack whose worker dies every time it takes it (the test kills it, as running out of memory
-    would) fails after Dask's allowed failures, in failed/ with error.txt; the next stack runs."""
-    with cluster(tmp_path, certs, workers=("w1",)) as c, watching(tmp_path, *c.watch_options()) as (_, log):
+    """A stack whose worker dies every time it takes it (it kills itself as the stack starts, as running
+    out of memory would) fails after Dask's allowed failures, in failed/ with error.txt; the next stack
+    runs."""
+    with cluster(tmp_path, certs, workers=()) as c, watching(tmp_path, *c.watch_options()) as (_, log):
+        c.start_worker("w1", crash_at="task:started")
         _drop_job(tmp_path / "In", "poison", brackets["large"])
-        kills = 0
-        deadline = time.monotonic() + 240
-        while _status(tmp_path)["counts"]["failed"] == 0 and time.monotonic() < deadline:
-            stacks = [j for j in _journal(tmp_path) if j["state"] == "running" and j["worker"] == "w1"]
-            if stacks and c.workers["w1"].poll() is None:
-                kill(c.workers["w1"])
-                kills += 1
-                c.start_worker("w1")
-            time.sleep(0.3)
-        assert _status(tmp_path)["counts"]["failed"] == 1, log.read_text()
+        wait_for(lambda: _status(tmp_path)["counts"]["failed"] == 1, 240, log)
         error = (tmp_path / "In" / "failed" / "poison" / "error.txt").read_text()
         assert "cluster workers in a row" in error
         assert len([f for f in files(tmp_path / "In" / "failed" / "poison") if f.endswith(".tif")]) == LARGE.frames
-        c.wait_for_workers(1)
+        kill(c.workers["w1"])
+        c.start_worker("w1")
         _drop_job(tmp_path / "In", "next", brackets["small"])
         wait_for(lambda: _status(tmp_path)["counts"]["done"] == 1, 120, log)
-    assert files(tmp_path / "Out") == ["next.tif"] and kills >= 3
+    assert files(tmp_path / "Out") == ["next.tif"]
+    assert (tmp_path / "w1.log").read_text().count("(exit -9); joining again") >= 3  # each attempt's worker
+
+
+def test_a_stack_whose_worker_dies_after_writing_it_is_done(tmp_path, certs, brackets):
+    """Every attempt writes the result whole and then loses its worker before the record comes back: after
+    Dask's allowed failures the stack is done, not failed, its result in Out once, its report saying that
+    per-frame details were not kept."""
+    with cluster(tmp_path, certs, workers=()) as c, watching(tmp_path, *c.watch_options()) as (_, log):
+        c.start_worker("w1", crash_at="task:written")
+        _drop_job(tmp_path / "In", "ring", brackets["small"])
+        wait_for(lambda: _status(tmp_path)["counts"]["done"] == 1, 240, log)
+        assert "but an attempt had written the result whole" in log.read_text()
+    _check_each_once(tmp_path, {"ring": SMALL.frames})
+    report = json.loads((tmp_path / "In" / "done" / "ring" / "report.json").read_text())
+    assert report["outputs"] == [str(tmp_path / "Out" / "ring.tif")] and "per-frame details" in report["note"]
 
 
 @pytest.mark.cluster_slow

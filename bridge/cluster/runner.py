@@ -25,7 +25,7 @@ from typing import Callable
 
 from focusdrop.bridge.hotfolder.journal import Job
 from focusdrop.bridge.hotfolder.layout import REPORT_PAGE
-from focusdrop.bridge.hotfolder.runner import RunnerUnavailable
+from focusdrop.bridge.hotfolder.runner import ResultUnreported, RunnerUnavailable
 from focusdrop.bridge.settings import flag
 from focusdrop.engine.pipeline import Progress, StackOptions
 
@@ -165,8 +165,8 @@ class ClusterRunner:
     def run(self, job: Job, options: StackOptions, remember: Callable[[str], None], progress: Progress) -> dict:
         """Stack ``job`` on the cluster, reattaching to its task if the scheduler still runs it; returns
         bridge.cluster.task.stack_task's record. ``remember(key)`` journals the task's key before it is
-        submitted; ``progress`` is called only by the local fallback (workers do not report theirs). Raises the stack's own error, RuntimeError for a stack that kept killing workers, or
-        RunnerUnavailable."""
+        submitted; ``progress`` is called only by the local fallback (workers do not report theirs). Raises
+        the stack's own error, ResultUnreported for a stack that kept killing workers, or RunnerUnavailable."""
         from distributed.scheduler import KilledWorker
 
         from focusdrop.bridge.cluster.task import stack_task
@@ -192,8 +192,8 @@ class ClusterRunner:
         except KilledWorker as e:
             self._forget(future.key)
             last = getattr(e.last_worker, "name", None) or getattr(e.last_worker, "address", "?")
-            raise RuntimeError(f"the stack stopped {e.allowed_failures + 1} cluster workers in a row (killed, "
-                               f"or out of memory; the last: {last}); it was not tried again") from None
+            raise ResultUnreported(f"the stack stopped {e.allowed_failures + 1} cluster workers in a row (killed, "
+                                   f"or out of memory; the last: {last}); it was not tried again") from None
         except Exception as e:
             if future is not None and future.status == "error":  # the stack's own error
                 self._forget(future.key)

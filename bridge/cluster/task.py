@@ -14,6 +14,7 @@ import os
 import socket
 from pathlib import Path
 
+from focusdrop.bridge.hotfolder.lifecycle import crash_point
 from focusdrop.bridge.stacking import stack_record
 from focusdrop.engine.pipeline import StackOptions
 
@@ -63,6 +64,8 @@ def stack_task(frames: list[str], outputs: list[str], options: StackOptions, pag
         if not path.exists():
             raise FileNotFoundError(f"worker {worker_name()} cannot see {path} (is the share mounted there? "
                                     f"focusdrop worker --path-map SERVICE_FOLDER=THIS_MACHINE_FOLDER maps it)")
+    crash_point("task:started")
     record = stack_record(here, targets, options, worker_name(), Path(map_path(page, pairs)) if page else None)
+    crash_point("task:written")
     record["written"] = record["report"]["outputs"] = [map_path(p, pairs, reverse=True) for p in record["written"]]
     return record

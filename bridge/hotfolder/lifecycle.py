@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 
 from focusdrop.bridge.hotfolder.inbox import ReadyStack
 from focusdrop.bridge.hotfolder.journal import Job
-from focusdrop.bridge.hotfolder.layout import ERROR, PARTIAL, REPORT, Workspace, free_stem, safe_name
+from focusdrop.bridge.hotfolder.layout import ERROR, PARTIAL, REPORT, REPORT_PAGE, Workspace, free_stem, safe_name
 from focusdrop.bridge.hotfolder.manifest import MANIFEST
-from focusdrop.bridge.hotfolder.runner import Runner, RunnerUnavailable
+from focusdrop.bridge.hotfolder.runner import ResultUnreported, Runner, RunnerUnavailable
 from focusdrop.bridge.settings import MANIFEST as IN_MANIFEST
 from focusdrop.bridge.settings import Settings, arrange, parse, say_hint, to_json
 from focusdrop.engine.frameinfo import FrameError
@@ -123,8 +123,43 @@ def run_job(ws: Workspace, job: Job, settings: Settings, runner: Runner) -> Job:
     except RunnerUnavailable as e:
         log.warning("%s waits: %s", job.name, e)
         return ws.journal.update(job.id, state="waiting")
+    except ResultUnreported as e:
+        if job.outputs and not any(map(output_problem, job.outputs)):
+            log.warning("%s: %s, but an attempt had written the result whole", job.name, e)
+            return finish_unreported(ws, job, f"{e}, but an attempt had written the result whole; per-frame "
+                                              f"details were not kept")
+        return fail(ws, job, e)
     except Exception as e:  # any failure fails this stack alone; the service goes on
         return fail(ws, job, e)
+
+
+def finish_unreported(ws: Workspace, job: Job, note: str) -> Job:
+    """End as done a running job whose outputs all exist whole but whose runner's record is lost (its
+    machine went after writing them): a report and report page that say so, the frames archived."""
+    from focusdrop.bridge.report.page import short_page  # the report's imports wait for a stack to end
+    if not (job.folder / REPORT).exists():
+        write_durably(job.folder / REPORT, json.dumps({"outputs": job.outputs, "note": note}, indent=1).encode())
+    if not (job.folder / REPORT_PAGE).exists():
+        write_durably(job.folder / REPORT_PAGE, short_page(job.name, job.outputs, note).encode("utf-8"))
+    archive_job(ws, job, ws.layout.done)
+    return finish(ws, ws.journal.get(job.id), "done")
+
+
+def output_problem(output: str | Path) -> str:
+    """What is wrong with a result file on disk, "" if it is whole: a PSD or PSB's sections and composite
+    all within the file; a TIFF's strips, a PNG's IEND, a JPEG's end marker. Missing: "missing"."""
+    from focusdrop.engine.frames import probe_frame  # the engine's heavy imports wait for a stack to run
+    from focusdrop.engine.psd import incomplete as psd_incomplete
+    path = Path(output)
+    if not path.exists():
+        return "missing"
+    if path.suffix.lower() in (".psd", ".psb"):
+        return psd_incomplete(path)
+    try:
+        probe_frame(path)
+    except FrameError as e:
+        return e.problem
+    return ""
 
 
 def journal_progress(ws: Workspace, job: Job, every: float = PROGRESS_EVERY) -> Progress:
@@ -224,5 +259,5 @@ def move_back(job: Job) -> None:
 def crash_point(step: str) -> None:
     """Kill this process with SIGKILL if FOCUSDROP_CRASH_AT names ``step`` (fault injection for tests)."""
     if os.environ.get(CRASH_AT) == step:
-        log.info("crash point %s: killing the service", step)
+        log.info("crash point %s: killing this process", step)
         os.kill(os.getpid(), signal.SIGKILL)

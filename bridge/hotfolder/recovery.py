@@ -10,19 +10,15 @@ folder.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Callable
 
 from focusdrop.bridge.hotfolder.journal import Job
-from focusdrop.bridge.hotfolder.layout import ERROR, REPORT, REPORT_PAGE, Workspace
-from focusdrop.bridge.hotfolder.lifecycle import archive_job, fail, finish, move_back, move_in, rename
-from focusdrop.bridge.report.page import short_page
-from focusdrop.engine.frameinfo import FrameError
-from focusdrop.engine.frames import probe_frame
-from focusdrop.engine.psd import incomplete as psd_incomplete
-from focusdrop.engine.save import temporary_of, write_durably
+from focusdrop.bridge.hotfolder.layout import ERROR, Workspace
+from focusdrop.bridge.hotfolder.lifecycle import (fail, finish, finish_unreported, move_back, move_in, output_problem,
+                                                  rename)
+from focusdrop.engine.save import temporary_of
 
 log = logging.getLogger("focusdrop")
 
@@ -75,30 +71,9 @@ def _recover_running(ws: Workspace, job: Job) -> None:
             finish(ws, job, "failed" if failed else "done")
             log.info("recovered: %s had %s before the interruption", job.name, "failed" if failed else "finished")
     elif job.outputs and job.error is None and not any(map(output_problem, job.outputs)):
-        note = "the service was stopped after the result was written and before this report; per-frame " \
-               "details were not kept"
-        if not (job.folder / REPORT).exists():
-            write_durably(job.folder / REPORT, json.dumps({"outputs": job.outputs, "note": note}, indent=1).encode())
-        if not (job.folder / REPORT_PAGE).exists():
-            write_durably(job.folder / REPORT_PAGE, short_page(job.name, job.outputs, note).encode("utf-8"))
-        archive_job(ws, job, ws.layout.done)
-        finish(ws, ws.journal.get(job.id), "done")
+        finish_unreported(ws, job, "the service was stopped after the result was written and before this "
+                                   "report; per-frame details were not kept")
         log.info("recovered: %s had finished before the interruption", job.name)
     else:
         ws.journal.update(job.id, state="waiting", archive=None)
         log.info("recovered: %s was interrupted; it runs again", job.name)
-
-
-def output_problem(output: str | Path) -> str:
-    """What is wrong with a result file on disk, "" if it is whole: a PSD or PSB's sections and composite
-    all within the file; a TIFF's strips, a PNG's IEND, a JPEG's end marker. Missing: "missing"."""
-    path = Path(output)
-    if not path.exists():
-        return "missing"
-    if path.suffix.lower() in (".psd", ".psb"):
-        return psd_incomplete(path)
-    try:
-        probe_frame(path)
-    except FrameError as e:
-        return e.problem
-    return ""

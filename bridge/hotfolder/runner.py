@@ -17,6 +17,11 @@ class RunnerUnavailable(RuntimeError):
     has not failed."""
 
 
+class ResultUnreported(RuntimeError):
+    """The stack's every attempt ended with its machine gone (killed, or out of memory), so no record came
+    back; an attempt may still have written the outputs whole before its machine went."""
+
+
 class Runner(Protocol):
     def capacity(self) -> int:
         """How many stacks may run at once now."""
