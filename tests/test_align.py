@@ -76,7 +76,7 @@ def test_shuffled_names_give_the_same_result(tmp_path, heavy):
 
 
 def test_frames_taken_one_at_a_time_align_as_a_batch(heavy):
-    """FrameAligner fed frame by frame, as a live bracket arrives, gives align_frames' alignment exactly."""
+    """FrameAligner fed frame by frame, as a live bracket arrives, gives align_frames' alignment."""
     from focusdrop.engine.pipeline import FrameAligner
     _, root = heavy
     infos = [probe_frame(p) for p in sorted((root / "ordered").glob("*.tif"))]
@@ -86,7 +86,9 @@ def test_frames_taken_one_at_a_time_align_as_a_batch(heavy):
         aligner.add(info)
     live = aligner.finish()
     assert [i.path for i in live.frames] == [i.path for i in batch.frames] and live.box == batch.box
-    assert np.array_equal(live.to_ref, batch.to_ref) and np.array_equal(live.gains, batch.gains)
+    # the same to float64's last bits: two batch runs differ by up to 1e-15 too (measured, the last release
+    # as well); the warps take the matrices as float32
+    assert np.abs(live.to_ref - batch.to_ref).max() < 1e-9 and np.abs(live.gains - batch.gains).max() < 1e-9
 
 
 def test_frames_arriving_out_of_focus_order_find_it(heavy):
