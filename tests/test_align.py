@@ -87,7 +87,7 @@ def test_frames_taken_one_at_a_time_align_as_a_batch(heavy):
     live = aligner.finish()
     assert [i.path for i in live.frames] == [i.path for i in batch.frames] and live.box == batch.box
     # the same to float64's last bits: two batch runs differ by up to 1e-15 too (measured, the last release
-    # as well); the warps take the matrices as float32
+    # as well)
     assert np.abs(live.to_ref - batch.to_ref).max() < 1e-9 and np.abs(live.gains - batch.gains).max() < 1e-9
 
 
