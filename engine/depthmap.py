@@ -11,6 +11,8 @@ depth-map inpainting in spirit (as focus-stack's). ``depth`` says which frame su
 """
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import cv2
 import numpy as np
 
@@ -22,7 +24,10 @@ PLAIN_BELOW = 0.25  # sharpness (focus / floor) below which a pixel is plain: th
 MAX_RATIO = 1000.0  # focus / S beyond which S is raised: 1000 ** 8 is far below float32's 3e38
 NEARBY_POWER = 8  # the second blend's: the frame sharp at the nearest edges takes the plain area beside them
 CLEAR_BELOW, CLEAR_ABOVE = 1.4, 1.8  # focus contrast (best frame's over the frames' mean) below which a pixel
-# is plain whatever its sharpness, above which the first blend may take it
+# is plain whatever its sharpness, above which the first blend may take it: for CLEAR_FRAMES frames. The
+# largest of N noisy values stands further above their mean as N grows, so the ramp's distance from 1 is
+# scaled by the expected largest of N normal draws (_expected_largest) over that of CLEAR_FRAMES
+CLEAR_FRAMES = 6  # the bracket the ramp was measured on (docs/measurements.md)
 CONTRAST_SIGMAS = (CONFIDENCE_SIGMA, 6.0)  # px: windows of the contrast; the smaller contrast counts
 BAND_ROWS = 64  # rows blended at a time: the weight spread over the channels stays in the cache, and no
 # frame-sized copy of it is kept (280 MB at 24 MP); 1.6x faster than one pass over the whole frame
@@ -118,7 +123,10 @@ class DepthmapFusion:
         """(H, W) float32 in [0, 1]: whether one frame stands out in focus here (1) or none does (0), from
         the best frame's focus over the frames' mean, in two windows (CONTRAST_SIGMAS), the lower. Where the
         frames are all near the noise floor, the first blend's weights are nearly equal and it averages every
-        frame, blurred skirts of nearby edges included: such pixels go to the second blend however sharp."""
+        frame, blurred skirts of nearby edges included: such pixels go to the second blend however sharp.
+        With many frames the best of them stands out by chance alone; there the first blend's choice would
+        be a patchwork of frames whose brightness differs (a bright surrounding's blur spreads into some),
+        hence the ramp's stretch with the frame count."""
         contrast = None
         for sigma in CONTRAST_SIGMAS:
             best = (self._sharpness() * (self._floor * self._scale) if sigma == CONFIDENCE_SIGMA  # blurred once
@@ -129,8 +137,10 @@ class DepthmapFusion:
             ratio = np.divide(best, np.maximum(mean, np.float32(1e-30), out=mean), out=mean)  # in place: each
             # frame-sized temporary costs the kernel fresh pages (0.07 s per 100 MB)
             contrast = ratio if contrast is None else np.minimum(contrast, ratio, out=contrast)
-        contrast -= CLEAR_BELOW
-        contrast *= 1.0 / (CLEAR_ABOVE - CLEAR_BELOW)
+        stretch = _expected_largest(self._count) / _expected_largest(CLEAR_FRAMES)
+        below, above = 1.0 + (CLEAR_BELOW - 1.0) * stretch, 1.0 + (CLEAR_ABOVE - 1.0) * stretch
+        contrast -= np.float32(below)
+        contrast *= np.float32(1.0 / (above - below))
         return np.clip(contrast, 0.0, 1.0, out=contrast)
 
     def result(self) -> np.ndarray:
@@ -157,6 +167,12 @@ class DepthmapFusion:
         a frame is sharper than the noise floor (``_sharpness``); elsewhere the frame of the nearest pixel
         where one is."""
         return owner_map(self._depth, self._sharpness() > 1.0)
+
+
+def _expected_largest(count: int) -> float:
+    """Expected largest of ``count`` (at least 2) standard normal draws, by Blom's approximation."""
+    count = max(count, 2)
+    return NormalDist().inv_cdf((count - 0.375) / (count + 0.25))
 
 
 def _power(values: np.ndarray, power: float) -> np.ndarray:

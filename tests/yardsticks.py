@@ -6,6 +6,10 @@
   detail energy). Over the sharpest quarter of the inner tiles, plain tiles left out: the median, the
   10th percentile and the share below 0.8. A blend that averages nearly equally sharp frames, each blurred a little differently, scores
   below 1; a result as detailed as the best frame in every tile scores 1.
+- Blotches: in each tile, the texture between 1.5 and 6 px (Gaussian sigma 1.5 minus sigma 6, squared,
+  averaged) of the result against that of the most textured frame there. A patchwork of frames whose
+  brightness differs makes texture no frame has: the share of inner tiles where the result's exceeds twice
+  the best frame's (plus 2 levels RMS).
 - Haze: beside a thin dark subject on a plain background, the result minus the frame sharp at the subject,
   in 8-bit luma levels, averaged over plain pixels by distance from the subject's dark edges. A haze is a
   dip 10-40 px out against 40-160 px out.
@@ -27,6 +31,7 @@ from focusdrop.engine.warp import warp_to_reference
 TILE = 24
 DETAIL_FLOOR = 4.0  # levels squared: a tile whose best frame has less detail (2 levels RMS) is plain, its
 # 1-3 px band sensor or JPEG noise, which a blend rightly averages down (a ring on white: 3/4 of the tiles)
+BLOTCH_FLOOR = 4.0  # levels squared (2 levels RMS): texture this faint is not seen as a blotch
 HAZE_BANDS = ((3, 10), (10, 20), (20, 40), (40, 160))  # px from the dark edges
 
 
@@ -94,6 +99,22 @@ def tile_detail(result: np.ndarray, frames: list[np.ndarray]) -> TileDetail:
     sharp = (best >= np.percentile(best, 75)) & (best >= DETAIL_FLOOR)
     values = ratio[sharp]
     return TileDetail(float(np.median(values)), float(np.percentile(values, 10)), float(np.mean(values < 0.8)))
+
+
+def band_texture(image: np.ndarray) -> np.ndarray:
+    """Per-tile mean of the squared 1.5-6 px band of the luma: (rows, cols) float64 for TILE px tiles."""
+    grey = luma(image)
+    band = cv2.GaussianBlur(grey, (0, 0), 1.5) - cv2.GaussianBlur(grey, (0, 0), 6.0)
+    band *= band
+    rows, cols = grey.shape[0] // TILE, grey.shape[1] // TILE
+    return band[:rows * TILE, :cols * TILE].reshape(rows, TILE, cols, TILE).mean(axis=(1, 3), dtype=np.float64)
+
+
+def blotches(result: np.ndarray, frames: list[np.ndarray]) -> float:
+    """Share of the inner tiles where the result has more than twice the 1.5-6 px texture of the most
+    textured frame there, plus BLOTCH_FLOOR: texture made by the fusion, not found in any frame."""
+    best = np.max([band_texture(f) for f in frames], axis=0)[1:-1, 1:-1]
+    return float(np.mean(band_texture(result)[1:-1, 1:-1] > 2.0 * best + BLOTCH_FLOOR))
 
 
 def overall_detail(image: np.ndarray, detail_tiles: np.ndarray) -> float:
