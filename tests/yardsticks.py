@@ -72,13 +72,19 @@ def registered_frames(result: StackResult) -> list[np.ndarray]:
             for k, info in enumerate(a.frames)]
 
 
-def band_detail(image: np.ndarray) -> np.ndarray:
-    """Per-tile mean of the squared 1-3 px band of the luma: (rows, cols) float64 for TILE px tiles."""
+def band_energy(image: np.ndarray, fine: float, coarse: float) -> np.ndarray:
+    """Per-tile mean of the squared band of the luma between Gaussian sigmas ``fine`` and ``coarse`` (px):
+    (rows, cols) float64 for TILE px tiles."""
     grey = luma(image)
-    band = cv2.GaussianBlur(grey, (0, 0), 0.8) - cv2.GaussianBlur(grey, (0, 0), 2.5)
+    band = cv2.GaussianBlur(grey, (0, 0), fine) - cv2.GaussianBlur(grey, (0, 0), coarse)
     band *= band
     rows, cols = grey.shape[0] // TILE, grey.shape[1] // TILE
     return band[:rows * TILE, :cols * TILE].reshape(rows, TILE, cols, TILE).mean(axis=(1, 3), dtype=np.float64)
+
+
+def band_detail(image: np.ndarray) -> np.ndarray:
+    """Per-tile 1-3 px detail (band_energy between sigmas 0.8 and 2.5)."""
+    return band_energy(image, 0.8, 2.5)
 
 
 @dataclass(frozen=True)
@@ -101,20 +107,12 @@ def tile_detail(result: np.ndarray, frames: list[np.ndarray]) -> TileDetail:
     return TileDetail(float(np.median(values)), float(np.percentile(values, 10)), float(np.mean(values < 0.8)))
 
 
-def band_texture(image: np.ndarray) -> np.ndarray:
-    """Per-tile mean of the squared 1.5-6 px band of the luma: (rows, cols) float64 for TILE px tiles."""
-    grey = luma(image)
-    band = cv2.GaussianBlur(grey, (0, 0), 1.5) - cv2.GaussianBlur(grey, (0, 0), 6.0)
-    band *= band
-    rows, cols = grey.shape[0] // TILE, grey.shape[1] // TILE
-    return band[:rows * TILE, :cols * TILE].reshape(rows, TILE, cols, TILE).mean(axis=(1, 3), dtype=np.float64)
-
-
 def blotches(result: np.ndarray, frames: list[np.ndarray]) -> float:
-    """Share of the inner tiles where the result has more than twice the 1.5-6 px texture of the most
-    textured frame there, plus BLOTCH_FLOOR: texture made by the fusion, not found in any frame."""
-    best = np.max([band_texture(f) for f in frames], axis=0)[1:-1, 1:-1]
-    return float(np.mean(band_texture(result)[1:-1, 1:-1] > 2.0 * best + BLOTCH_FLOOR))
+    """Share of the inner tiles where the result has more than twice the 1.5-6 px texture (band_energy
+    between sigmas 1.5 and 6) of the most textured frame there, plus BLOTCH_FLOOR: texture made by the
+    fusion, not found in any frame."""
+    best = np.max([band_energy(f, 1.5, 6.0) for f in frames], axis=0)[1:-1, 1:-1]
+    return float(np.mean(band_energy(result, 1.5, 6.0)[1:-1, 1:-1] > 2.0 * best + BLOTCH_FLOOR))
 
 
 def overall_detail(image: np.ndarray, detail_tiles: np.ndarray) -> float:
