@@ -177,8 +177,8 @@ def match_features(moving: FrameKey, fixed: FrameKey) -> tuple[np.ndarray, int]:
     if len(src) < MIN_INLIERS:
         raise AlignmentError(f"only {len(src)} matching features")
     partial, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC,
-                                                  ransacReprojThreshold=ransac_tolerance(moving.size),
-                                                  maxIters=5000, confidence=0.999, refineIters=20)
+                                                   ransacReprojThreshold=ransac_tolerance(moving.size),
+                                                   maxIters=5000, confidence=0.999, refineIters=20)
     count = int(inliers.sum()) if inliers is not None else 0
     if partial is None or count < MIN_INLIERS:
         raise AlignmentError(f"only {count} consistent matching features")
